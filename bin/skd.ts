@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+/** The `skd` command: each subcommand lives in bin/commands/<name>.ts and is a thin layer over the library. */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { dataCommand } from './commands/data.js';
+import { trainCommand } from './commands/train.js';
+import { exportCommand } from './commands/export.js';
+import { inspectCommand } from './commands/inspect.js';
+import { evalCommand } from './commands/eval.js';
+import { serveCommand } from './commands/serve.js';
+import { webCommand } from './commands/web.js';
+import { demoCommand } from './commands/demo.js';
+import { reportFailure } from './report-failure.js';
+
+try {
+  await yargs(hideBin(process.argv))
+    .scriptName('skd')
+    .usage('$0 <command> [options]\n\nFew-shot image classification with SKD: train, distil, export ONNX, evaluate, serve.')
+    .command(demoCommand)
+    .command(dataCommand)
+    .command(trainCommand)
+    .command(exportCommand)
+    .command(inspectCommand)
+    .command(evalCommand)
+    .command(serveCommand)
+    .command(webCommand)
+    .demandCommand(1, 'Name a command; `skd --help` lists them.')
+    .strictCommands()
+    .strictOptions()
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((msg, err) => {
+      if (err) throw err;
+      console.error(`skd: ${msg}`);
+      console.error('Run with --help for the options.');
+      process.exit(2);
+    })
+    .parseAsync();
+} catch (err) {
+  reportFailure(err);
+}

@@ -1,0 +1,33 @@
+/** The in-memory forms shared by every reader, the augmentation pipeline and the evaluator. */
+
+/** One split of a dataset: uint8 pixels in NHWC order, labels remapped to 0..k-1 in first-appearance order. */
+export interface ImageSet {
+  /** Dataset name, for example "CIFAR-FS", "toy" or "folder". */
+  name: string;
+  /** Split name, for example "train", "val", "test". */
+  split: string;
+  /** N*H*W*C bytes, row-major NHWC, RGB. */
+  images: Uint8Array;
+  count: number;
+  height: number;
+  width: number;
+  channels: number;
+  /** Remapped label of each image, 0..classNames.length-1. */
+  labels: Int32Array;
+  /** Name of each remapped class (a synset or folder name, or the original id as text). */
+  classNames: string[];
+  /** The id each remapped class had in the source file (for example the sparse CIFAR-100 id). */
+  originalIds: (number | string)[];
+}
+
+/** A float batch at a module boundary: NHWC unless a shape says otherwise. */
+export interface FloatTensor {
+  data: Float32Array;
+  shape: number[];
+}
+
+/** Per-channel normalisation applied after scaling pixels to [0, 1]. */
+export interface Normalization {
+  mean: [number, number, number];
+  std: [number, number, number];
+}
