@@ -1,0 +1,100 @@
+/**
+ * TensorFlow.js backend selection. The native TensorFlow bindings (@tensorflow/tfjs-node-gpu,
+ * @tensorflow/tfjs-node) are optional: they are imported dynamically, only when chosen or probed by
+ * 'auto', so that importing this module never loads them. The WebAssembly backend is the default.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../data/errors.js';
+import { backendHasNativeConvGrad } from './conv-grad.js';
+
+export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+export interface SelectBackendOptions {
+  /** WebAssembly threads (used where the runtime supports threaded wasm). Default: all cores. */
+  threads?: number;
+  /** Receives the one line saying which backend runs. Default: stderr. */
+  log?: (line: string) => void;
+}
+
+export interface SelectedBackend {
+  /** tf.getBackend() after selection: 'tensorflow', 'wasm' or 'cpu'. */
+  name: string;
+  description: string;
+}
+
+const NATIVE_PACKAGES = { 'tensorflow-gpu': '@tensorflow/tfjs-node-gpu', tensorflow: '@tensorflow/tfjs-node' } as const;
+
+async function tryImport(pkg: string): Promise<Error | null> {
+  try {
+    // A variable specifier keeps the compiler and bundlers from resolving the optional package.
+    const specifier: string = pkg;
+    await import(specifier);
+    return null;
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+async function activateNative(kind: 'tensorflow-gpu' | 'tensorflow'): Promise<Error | null> {
+  const err = await tryImport(NATIVE_PACKAGES[kind]);
+  if (err) return err;
+  if (!(await tf.setBackend('tensorflow'))) return new Error('the tensorflow backend failed to initialise');
+  await tf.ready();
+  return null;
+}
+
+async function activateWasm(threads: number | undefined): Promise<{ description: string }> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  const wanted = Math.max(1, threads ?? (await import('node:os')).availableParallelism());
+  wasm.setThreadsCount(wanted);
+  if (!(await tf.setBackend('wasm'))) throw new UserError('The WebAssembly backend failed to initialise (@tensorflow/tfjs-backend-wasm). Try --backend cpu.');
+  await tf.ready();
+  const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
+  const threaded = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
+  const running = wasm.getThreadsCount();
+  const threadNote = threaded ? `${running} thread${running === 1 ? '' : 's'}` : '1 thread (this runtime has no threaded WebAssembly)';
+  return { description: `WebAssembly${simd ? ' SIMD' : ''}, ${threadNote}` };
+}
+
+function installHint(kind: 'tensorflow-gpu' | 'tensorflow'): string {
+  const pkg = NATIVE_PACKAGES[kind];
+  const extra = kind === 'tensorflow-gpu' ? ' (needs an NVIDIA GPU with CUDA and cuDNN as the package documents)' : '';
+  return `install it with \`npm install ${pkg}@4.22.0\`${extra}, or use --backend wasm`;
+}
+
+/** Activates a backend and prints one line naming it. */
+export async function selectBackend(choice: BackendChoice, opts: SelectBackendOptions = {}): Promise<SelectedBackend> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  if (!BACKEND_CHOICES.includes(choice)) {
+    throw new UserError(`Unknown backend '${String(choice)}': expected one of ${BACKEND_CHOICES.join(', ')}`);
+  }
+  let description: string;
+  if (choice === 'tensorflow-gpu' || choice === 'tensorflow') {
+    const err = await activateNative(choice);
+    if (err) throw new UserError(`Backend '${choice}' is not available (${firstLine(err)}): ${installHint(choice)}`);
+    description = choice === 'tensorflow-gpu' ? 'TensorFlow native (GPU build, @tensorflow/tfjs-node-gpu)' : 'TensorFlow native (CPU, @tensorflow/tfjs-node)';
+  } else if (choice === 'auto') {
+    if (!(await activateNative('tensorflow-gpu'))) description = 'TensorFlow native (GPU build, @tensorflow/tfjs-node-gpu)';
+    else if (!(await activateNative('tensorflow'))) description = 'TensorFlow native (CPU, @tensorflow/tfjs-node)';
+    else description = (await activateWasm(opts.threads)).description;
+  } else if (choice === 'wasm') {
+    description = (await activateWasm(opts.threads)).description;
+  } else {
+    await import('@tensorflow/tfjs-backend-cpu');
+    // Production mode only silences the cpu backend's console banner recommending tfjs-node.
+    tf.enableProdMode();
+    if (!(await tf.setBackend('cpu'))) throw new UserError('The cpu backend failed to initialise');
+    await tf.ready();
+    description = 'plain JavaScript (cpu backend; slow, for checks)';
+  }
+  const name = tf.getBackend();
+  const grad = backendHasNativeConvGrad(name) ? 'native conv gradients' : 'conv gradients as forward convolutions';
+  log(`backend: ${name} — ${description}; ${grad}`);
+  return { name, description };
+}
+
+function firstLine(err: Error): string {
+  const msg = (err.message || String(err)).split('\n')[0] ?? '';
+  return /Cannot find (package|module)/.test(msg) ? 'package not installed' : msg;
+}
