@@ -1,0 +1,97 @@
+/**
+ * The exporter's library API: a ModelSpec and its weights (PyTorch layout) -> an ONNX model (opset 17,
+ * IR version 8) with batch-norm folded, a dynamic batch axis and self-describing metadata_props.
+ */
+import { randomBytes } from 'node:crypto';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { UserError } from '../data/errors.js';
+import type { Normalization } from '../data/types.js';
+import type { ModelSpec, NamedWeights } from '../models/spec.js';
+import { encodeOnnxModel } from '../proto/codec.js';
+import type { ModelProtoObject } from '../proto/types.js';
+import { buildOnnxGraph, OUTPUT_NAMES, type InputLayout, type OutputName } from './graph.js';
+import { buildMetadata } from './metadata.js';
+import { packageVersion } from './version.js';
+
+/** ONNX operator set of the default domain that exported graphs import. */
+export const OPSET_VERSION = 17;
+/** IR version that goes with opset 17 (ONNX 1.12); onnxruntime 1.30 loads it. */
+export const IR_VERSION = 8;
+
+export interface ExportOptions {
+  spec: ModelSpec;
+  weights: NamedWeights;
+  /** Graph outputs; 'features' is always included. Default: ['features']. */
+  outputs?: readonly string[];
+  /** Layout of the 'images' input. Default 'nchw' (see README: the caller transposes NHWC batches). */
+  layout?: InputLayout;
+  /** The normalisation the model was trained with: recorded always, and in the graph when bakeNormalization. */
+  normalization: Normalization;
+  /** Put (x - mean) / std into the graph so that it takes pixels / 255. Default false. */
+  bakeNormalization?: boolean;
+  metadata?: { dataset?: string; trainingConfig?: Record<string, unknown>; epoch?: number; extra?: Record<string, string> };
+}
+
+/** Checks requested output names; 'features' comes first and always. */
+export function resolveOutputs(requested: readonly string[] | undefined): OutputName[] {
+  const names = (requested ?? []).map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const name of names) {
+    if (!(OUTPUT_NAMES as readonly string[]).includes(name)) {
+      throw new UserError(`unknown output '${name}': the model has ${OUTPUT_NAMES.join(', ')}`);
+    }
+  }
+  return OUTPUT_NAMES.filter((o) => o === 'features' || names.includes(o));
+}
+
+export function exportOnnxModel(opts: ExportOptions): ModelProtoObject {
+  const outputs = resolveOutputs(opts.outputs);
+  const layout = opts.layout ?? 'nchw';
+  if (layout !== 'nchw' && layout !== 'nhwc') throw new UserError(`unknown input layout '${String(layout)}': expected nchw or nhwc`);
+  const baked = opts.bakeNormalization ?? false;
+  const graph = buildOnnxGraph(opts.spec, opts.weights, { outputs, layout, bakedNormalization: baked ? opts.normalization : undefined });
+  const metadata = buildMetadata({
+    spec: opts.spec, outputs, layout, normalization: opts.normalization, normalizationInGraph: baked,
+    dataset: opts.metadata?.dataset, trainingConfig: opts.metadata?.trainingConfig, epoch: opts.metadata?.epoch, extra: opts.metadata?.extra,
+  });
+  const widths = opts.spec.widths.join('-');
+  return {
+    irVersion: IR_VERSION,
+    opsetImport: [{ domain: '', version: OPSET_VERSION }],
+    producerName: 'skd',
+    producerVersion: packageVersion(),
+    modelVersion: 1,
+    docString: `SKD ${opts.spec.arch} backbone (widths ${widths}, ${opts.spec.numClasses} classes), eval mode, batch-norm folded; outputs ${outputs.join(', ')}`,
+    graph: graph,
+    metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
+  };
+}
+
+/** The ONNX file's bytes. */
+export function exportOnnx(opts: ExportOptions): Uint8Array {
+  return encodeOnnxModel(exportOnnxModel(opts));
+}
+
+/** Writes bytes to a temporary name in the target folder, then renames: readers never see a partial file. */
+export function writeFileAtomic(path: string, bytes: Uint8Array): void {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    writeFileSync(temp, bytes);
+    renameSync(temp, path);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'its folder does not exist'
+      : e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' ? 'permission denied'
+      : e.code === 'EISDIR' ? 'it is a directory'
+      : e.message;
+    throw new UserError(`cannot write ${path}: ${why}`);
+  }
+}
+
+/** Exports and writes atomically; returns the bytes written. */
+export function writeOnnxFile(path: string, opts: ExportOptions): Uint8Array {
+  const bytes = exportOnnx(opts);
+  writeFileAtomic(path, bytes);
+  return bytes;
+}
