@@ -1,0 +1,207 @@
+/**
+ * Batch augmentation in the reference's order (torchvision on PIL images):
+ * RandomCrop(size, padding) -> ColorJitter(brightness, contrast, saturation) -> RandomHorizontalFlip(0.5)
+ * -> ToTensor (/255) -> Normalize(mean, std); plus the four rotations used by the self-supervised task.
+ *
+ * The crop and jitter work on uint8 pixels with PIL's arithmetic (blend, truncate, clip after each
+ * enhancement), the flip and normalisation are fused into one lookup-table pass that writes float32 NHWC.
+ * Browser-safe: no Node imports.
+ */
+import type { ImageSet, Normalization } from './types.js';
+import type { Rng } from './rng.js';
+
+export interface AugmentOptions {
+  /** Zero padding on each side before the random crop back to the image size (0 = no crop). */
+  padding: number;
+  /** Random horizontal flip with probability 0.5. */
+  flip: boolean;
+  /** Colour jitter strength: brightness, contrast and saturation factors uniform in [1-j, 1+j] (0 = off). */
+  jitter: number;
+  normalization: Normalization;
+}
+
+/** lut[c * 256 + v] = (v / 255 - mean[c]) / std[c], as float32 like ToTensor + Normalize. */
+function normalizationTable(normalization: Normalization, channels: number): Float32Array {
+  const lut = new Float32Array(channels * 256);
+  for (let c = 0; c < channels; c++) {
+    const mean = Math.fround(normalization.mean[c % 3]);
+    const std = Math.fround(normalization.std[c % 3]);
+    for (let v = 0; v < 256; v++) lut[c * 256 + v] = (Math.fround(v / 255) - mean) / std;
+  }
+  return lut;
+}
+
+const tableCache = new WeakMap<Normalization, Float32Array[]>();
+function cachedTable(normalization: Normalization, channels: number): Float32Array {
+  let byChannels = tableCache.get(normalization);
+  if (!byChannels) tableCache.set(normalization, (byChannels = []));
+  return (byChannels[channels] ??= normalizationTable(normalization, channels));
+}
+
+function checkIndices(set: ImageSet, indices: ArrayLike<number>): void {
+  for (let i = 0; i < indices.length; i++) {
+    const k = indices[i];
+    if (!Number.isInteger(k) || k < 0 || k >= set.count) throw new RangeError(`image index ${k} is outside 0..${set.count - 1}`);
+  }
+}
+
+/** Pillow's RGB -> L conversion (ITU-R 601-2 luma, fixed point). */
+function luma(r: number, g: number, b: number): number {
+  return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
+}
+
+/** PIL Image.blend(degenerate, img, f) for 8-bit: truncate toward zero, clip to [0, 255]. */
+function blend(degenerate: number, v: number, f: number): number {
+  const t = degenerate + f * (v - degenerate);
+  return t <= 0 ? 0 : t >= 255 ? 255 : t | 0;
+}
+
+function adjustBrightness(px: Uint8Array, f: number): void {
+  for (let i = 0; i < px.length; i++) px[i] = blend(0, px[i], f);
+}
+
+function adjustContrast(px: Uint8Array, f: number, channels: number): void {
+  // ImageEnhance.Contrast: the degenerate image is the grey level int(mean(L) + 0.5).
+  let sum = 0;
+  const pixels = px.length / channels;
+  if (channels >= 3) for (let i = 0; i < px.length; i += channels) sum += luma(px[i], px[i + 1], px[i + 2]);
+  else for (let i = 0; i < px.length; i += channels) sum += px[i];
+  const mean = Math.floor(sum / pixels + 0.5);
+  for (let i = 0; i < px.length; i++) px[i] = blend(mean, px[i], f);
+}
+
+function adjustSaturation(px: Uint8Array, f: number, channels: number): void {
+  if (channels < 3) return; // a grey image has no saturation to change
+  for (let i = 0; i < px.length; i += channels) {
+    const g = luma(px[i], px[i + 1], px[i + 2]);
+    px[i] = blend(g, px[i], f);
+    px[i + 1] = blend(g, px[i + 1], f);
+    px[i + 2] = blend(g, px[i + 2], f);
+  }
+}
+
+/** ColorJitter: the three enhancements in a random order, each with a factor uniform in [1-j, 1+j]. */
+function colorJitter(px: Uint8Array, channels: number, jitter: number, rng: Rng): void {
+  const order = rng.permutation(3);
+  const lo = Math.max(0, 1 - jitter);
+  const hi = 1 + jitter;
+  const factors = [rng.uniform(lo, hi), rng.uniform(lo, hi), rng.uniform(lo, hi)];
+  for (let k = 0; k < 3; k++) {
+    const op = order[k];
+    if (op === 0) adjustBrightness(px, factors[0]);
+    else if (op === 1) adjustContrast(px, factors[1], channels);
+    else adjustSaturation(px, factors[2], channels);
+  }
+}
+
+/**
+ * Augments the images at `indices` and returns them as float32 NHWC (indices.length x H x W x C), normalised.
+ * Per image the draws are: crop offsets (y, x), then jitter order and factors, then the flip coin.
+ */
+export function augmentBatch(set: ImageSet, indices: ArrayLike<number>, rng: Rng, opts: AugmentOptions): Float32Array {
+  checkIndices(set, indices);
+  const { height: h, width: w, channels: c } = set;
+  const imageSize = h * w * c;
+  const rowSize = w * c;
+  const lut = cachedTable(opts.normalization, c);
+  const out = new Float32Array(indices.length * imageSize);
+  const tmp = new Uint8Array(imageSize);
+  const pad = Math.max(0, Math.floor(opts.padding));
+  for (let n = 0; n < indices.length; n++) {
+    const src = indices[n] * imageSize;
+    // RandomCrop(size, padding): top-left corner uniform in [0, 2*pad] of the zero-padded image.
+    const dy = pad > 0 ? rng.randint(2 * pad + 1) - pad : 0;
+    const dx = pad > 0 ? rng.randint(2 * pad + 1) - pad : 0;
+    if (dy === 0 && dx === 0) {
+      tmp.set(set.images.subarray(src, src + imageSize));
+    } else {
+      tmp.fill(0);
+      const x0 = Math.max(0, -dx);
+      const x1 = Math.min(w, w - dx);
+      for (let y = 0; y < h; y++) {
+        const sy = y + dy;
+        if (sy < 0 || sy >= h || x1 <= x0) continue;
+        const from = src + sy * rowSize + (x0 + dx) * c;
+        tmp.set(set.images.subarray(from, from + (x1 - x0) * c), y * rowSize + x0 * c);
+      }
+    }
+    if (opts.jitter > 0) colorJitter(tmp, c, opts.jitter, rng);
+    const flip = opts.flip && rng.random() < 0.5;
+    let o = n * imageSize;
+    if (!flip && c === 3) {
+      for (let i = 0; i < imageSize; i += 3) {
+        out[o++] = lut[tmp[i]];
+        out[o++] = lut[256 + tmp[i + 1]];
+        out[o++] = lut[512 + tmp[i + 2]];
+      }
+    } else {
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const s = y * rowSize + (flip ? w - 1 - x : x) * c;
+          for (let k = 0; k < c; k++) out[o++] = lut[k * 256 + tmp[s + k]];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** ToTensor + Normalize only (no augmentation), for evaluation queries. */
+export function normalizeBatch(set: ImageSet, indices: ArrayLike<number>, normalization: Normalization): Float32Array {
+  checkIndices(set, indices);
+  const imageSize = set.height * set.width * set.channels;
+  const lut = cachedTable(normalization, set.channels);
+  const c = set.channels;
+  const out = new Float32Array(indices.length * imageSize);
+  for (let n = 0; n < indices.length; n++) {
+    const src = indices[n] * imageSize;
+    const o = n * imageSize;
+    for (let i = 0; i < imageSize; i++) out[o + i] = lut[(i % c) * 256 + set.images[src + i]];
+  }
+  return out;
+}
+
+/** Normalises `count` NHWC RGB images of uint8 pixels (for callers that hold raw pixels, not an ImageSet). */
+export function normalizePixels(pixels: Uint8Array, count: number, normalization: Normalization): Float32Array {
+  if (count <= 0 || pixels.length % count !== 0 || (pixels.length / count) % 3 !== 0) {
+    throw new RangeError(`${pixels.length} bytes are not ${count} RGB images`);
+  }
+  const lut = cachedTable(normalization, 3);
+  const out = new Float32Array(pixels.length);
+  for (let i = 0; i < pixels.length; i += 3) {
+    out[i] = lut[pixels[i]];
+    out[i + 1] = lut[256 + pixels[i + 1]];
+    out[i + 2] = lut[512 + pixels[i + 2]];
+  }
+  return out;
+}
+
+/**
+ * Rotates n NHWC images counter-clockwise by k * 90 degrees (numpy rot90 on the H, W axes). Rotations by
+ * 90 and 270 degrees swap H and W; the images used here are square.
+ */
+export function rotateBatch(x: Float32Array, n: number, h: number, w: number, c: number, k: 0 | 1 | 2 | 3): Float32Array {
+  if (x.length !== n * h * w * c) throw new RangeError(`rotateBatch: ${x.length} values are not ${n}x${h}x${w}x${c}`);
+  if (k === 0) return x.slice();
+  const out = new Float32Array(x.length);
+  const size = h * w * c;
+  // Output shape: (h, w) for k = 2, (w, h) for k = 1, 3. For each output pixel find its source.
+  const oh = k === 2 ? h : w;
+  const ow = k === 2 ? w : h;
+  for (let b = 0; b < n; b++) {
+    const base = b * size;
+    let o = base;
+    for (let i = 0; i < oh; i++) {
+      for (let j = 0; j < ow; j++) {
+        let sy: number;
+        let sx: number;
+        if (k === 1) { sy = j; sx = w - 1 - i; } // rot90: out[i, j] = in[j, W-1-i]
+        else if (k === 2) { sy = h - 1 - i; sx = w - 1 - j; }
+        else { sy = h - 1 - j; sx = i; } // rot270: out[i, j] = in[H-1-j, i]
+        const s = base + (sy * w + sx) * c;
+        for (let ch = 0; ch < c; ch++) out[o++] = x[s + ch];
+      }
+    }
+  }
+  return out;
+}

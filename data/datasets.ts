@@ -1,0 +1,201 @@
+/**
+ * One entry point for every dataset: the published pickles (CIFAR-FS, FC100, miniImageNet), tieredImageNet's
+ * npz + pkl pairs, image folders and the generated toy set, all returned as an ImageSet (uint8 NHWC pixels,
+ * labels remapped to 0..k-1 in first-appearance order, original ids kept).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { UserError } from './errors.js';
+import { loadImageFolder } from './folder.js';
+import { readNpzArray } from './npz.js';
+import { NumpyArray, PyBytes, parsePickle, toIntList, type PyDict, type PyValue } from './pickle.js';
+import { generateToy } from './toy.js';
+import type { ImageSet, Normalization } from './types.js';
+
+export const DATASET_NAMES = ['CIFAR-FS', 'FC100', 'miniImageNet', 'tieredImageNet', 'folder', 'toy'] as const;
+export type DatasetName = (typeof DATASET_NAMES)[number];
+
+export interface LoadOptions {
+  dataset: DatasetName;
+  /** Folder holding the dataset (or its parent, for the published layouts); not used by `toy`. */
+  dataRoot?: string;
+  split: string;
+  /** Expected (pickles) or target (folders, toy) image side; defaults to datasetImageSize(dataset). */
+  imageSize?: number;
+  toy?: { seed?: number; imagesPerClass?: number };
+}
+
+export const CIFAR_NORMALIZATION: Normalization = { mean: [0.5071, 0.4867, 0.4408], std: [0.2675, 0.2565, 0.2761] };
+export const IMAGENET_NORMALIZATION: Normalization = {
+  mean: [120.39586422 / 255, 115.59361427 / 255, 104.54012653 / 255],
+  std: [70.68188272 / 255, 68.27635443 / 255, 72.54505529 / 255],
+};
+
+export function isDatasetName(s: string): s is DatasetName {
+  return (DATASET_NAMES as readonly string[]).includes(s);
+}
+
+export function datasetNormalization(name: DatasetName): Normalization {
+  return name === 'CIFAR-FS' || name === 'FC100' || name === 'toy' ? CIFAR_NORMALIZATION : IMAGENET_NORMALIZATION;
+}
+
+export function datasetImageSize(name: DatasetName): number {
+  return name === 'CIFAR-FS' || name === 'FC100' || name === 'toy' ? 32 : 84;
+}
+
+/** RandomCrop padding of the reference: 4 for 32x32 images, 8 for 84x84. */
+export function datasetPadding(name: DatasetName): number {
+  return datasetImageSize(name) <= 32 ? 4 : 8;
+}
+
+/** Padding for an arbitrary image size (folders at a custom size): the reference's ratio, about 1/10. */
+export function paddingForSize(size: number): number {
+  return size <= 32 ? 4 : size <= 84 ? 8 : Math.round(size / 10);
+}
+
+const MINI_FILES: Record<string, string> = {
+  train: 'miniImageNet_category_split_train_phase_train.pickle',
+  train_phase_train: 'miniImageNet_category_split_train_phase_train.pickle',
+  train_phase_val: 'miniImageNet_category_split_train_phase_val.pickle',
+  train_phase_test: 'miniImageNet_category_split_train_phase_test.pickle',
+  val: 'miniImageNet_category_split_val.pickle',
+  test: 'miniImageNet_category_split_test.pickle',
+};
+
+/** Finds `file` in `root` or `root/<dataset>`; throws a UserError naming both places when absent. */
+function locate(root: string | undefined, dataset: string, file: string, splitNote: string): string {
+  if (!root) throw new UserError(`dataset ${dataset} needs --data-root (the folder holding ${file})`);
+  const candidates = [join(root, file), join(root, dataset, file)];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new UserError(`${candidates[0]} not found (nor ${candidates[1]}); expected the ${dataset} file ${file}${splitNote}`);
+  return found;
+}
+
+function readFile(file: string): Buffer {
+  try {
+    if (!statSync(file).isFile()) throw new UserError(`${file} is not a file`);
+    return readFileSync(file);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_FS_FILE_TOO_LARGE') throw new UserError(`${file} is larger than 2 GiB, the most this reader can hold in memory`);
+    throw new UserError(`${file}: cannot read (${code ?? (err as Error).message})`);
+  }
+}
+
+/** Reads a pickle whose top level is a dict. */
+export function readPickleDict(file: string): PyDict {
+  const buf = readFile(file);
+  if (buf.length < 2 || buf[0] !== 0x80) throw new UserError(`${file} is not a pickle (expected a protocol 2+ pickle starting with byte 0x80)`);
+  const value = parsePickle(buf, file);
+  if (!(value instanceof Map)) throw new UserError(`${file}: the pickle holds a ${describe(value)}, expected a dict with 'data' and 'labels'`);
+  return value;
+}
+
+function describe(v: PyValue): string {
+  if (v === null) return 'None';
+  if (Array.isArray(v)) return 'list';
+  if (v instanceof NumpyArray) return 'numpy array';
+  if (v instanceof PyBytes) return 'bytes';
+  return typeof v;
+}
+
+/** Checks the pixel array is uint8 [N, H, W, 3] and returns it as a Uint8Array view (no copy). */
+export function pixelArray(arr: PyValue | undefined, file: string, key: string, expectedSize?: number): { images: Uint8Array; count: number; height: number; width: number } {
+  if (!(arr instanceof NumpyArray) || !arr.dtype) throw new UserError(`${file}: '${key}' is missing or not a numpy array; expected uint8 images [N, H, W, 3]`);
+  return checkPixels(arr.data, arr.shape, arr.dtype.descr, arr.fortranOrder, file, key, expectedSize);
+}
+
+export function checkPixels(data: Uint8Array, shape: number[], descr: string, fortran: boolean, file: string, key: string, expectedSize?: number): { images: Uint8Array; count: number; height: number; width: number } {
+  const shapeText = `(${shape.join(', ')})`;
+  if (!/^[|<>=]?u1$/.test(descr)) throw new UserError(`${file}: '${key}' has dtype ${descr}, expected uint8 images [N, H, W, 3]`);
+  if (shape.length !== 4 || shape[3] !== 3) throw new UserError(`${file}: '${key}' has shape ${shapeText}, expected uint8 images [N, H, W, 3]`);
+  if (fortran) throw new UserError(`${file}: '${key}' is stored in Fortran order, expected a C-ordered array`);
+  if (shape[0] === 0) throw new UserError(`${file}: '${key}' holds no images`);
+  if (expectedSize !== undefined && (shape[1] !== expectedSize || shape[2] !== expectedSize)) {
+    throw new UserError(`${file}: '${key}' has ${shape[1]}x${shape[2]} images, expected ${expectedSize}x${expectedSize}`);
+  }
+  return { images: data, count: shape[0], height: shape[1], width: shape[2] };
+}
+
+/** Remaps sparse ids to 0..k-1 in order of first appearance. */
+export function remapLabels(ids: number[]): { labels: Int32Array; originalIds: number[] } {
+  const map = new Map<number, number>();
+  const labels = new Int32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) {
+    let l = map.get(ids[i]);
+    if (l === undefined) { l = map.size; map.set(ids[i], l); }
+    labels[i] = l;
+  }
+  return { labels, originalIds: [...map.keys()] };
+}
+
+/**
+ * Builds an ImageSet from a pickle dict with 'data' and 'labels' (and optionally 'catname2label'), the
+ * layout of the CIFAR-FS, FC100 and miniImageNet files.
+ */
+export function imageSetFromPickle(file: string, name: string, split: string, expectedSize?: number): ImageSet {
+  const dict = readPickleDict(file);
+  const px = pixelArray(dict.get('data'), file, 'data', expectedSize);
+  const labelsKey = dict.has('labels') ? 'labels' : 'label';
+  const ids = toIntList(dict.get(labelsKey), file, `'labels'`);
+  let catnames: Map<number, string> | undefined;
+  const c2l = dict.get('catname2label');
+  if (c2l instanceof Map) catnames = new Map([...c2l].map(([k, v]) => [Number(v), String(k)]));
+  return assemble(file, name, split, px, ids, catnames);
+}
+
+function assemble(
+  file: string, name: string, split: string,
+  px: { images: Uint8Array; count: number; height: number; width: number },
+  ids: number[], catnames?: Map<number, string>,
+): ImageSet {
+  if (ids.length !== px.count) throw new UserError(`${file}: ${ids.length} labels for ${px.count} images; expected one label per image`);
+  const { labels, originalIds } = remapLabels(ids);
+  return {
+    name, split,
+    images: px.images,
+    count: px.count, height: px.height, width: px.width, channels: 3,
+    labels,
+    classNames: originalIds.map((id) => catnames?.get(id) ?? String(id)),
+    originalIds,
+  };
+}
+
+/** tieredImageNet: `<split>_images.npz` (key 'images') with `<split>_labels.pkl` (key 'labels'). */
+export function imageSetFromTiered(imagesFile: string, labelsFile: string, split: string, expectedSize?: number): ImageSet {
+  const labelsDict = readPickleDict(labelsFile);
+  const ids = toIntList(labelsDict.get('labels'), labelsFile, `'labels'`);
+  const npy = readNpzArray(imagesFile, 'images');
+  const px = checkPixels(npy.data, npy.shape, npy.dtype.descr, npy.fortranOrder, imagesFile, 'images', expectedSize);
+  if (ids.length !== px.count) throw new UserError(`${labelsFile}: ${ids.length} labels for the ${px.count} images of ${basename(imagesFile)}; expected one label per image`);
+  return assemble(imagesFile, 'tieredImageNet', split, px, ids);
+}
+
+export async function loadDataset(opts: LoadOptions): Promise<ImageSet> {
+  const { dataset, dataRoot, split } = opts;
+  if (!isDatasetName(dataset)) throw new UserError(`unknown dataset "${dataset}" (expected one of ${DATASET_NAMES.join(', ')})`);
+  const size = opts.imageSize ?? datasetImageSize(dataset);
+  switch (dataset) {
+    case 'toy':
+      return generateToy({ split, seed: opts.toy?.seed, imagesPerClass: opts.toy?.imagesPerClass, imageSize: size });
+    case 'folder':
+      if (!dataRoot) throw new UserError('dataset folder needs --data-root (a folder with <split>/<class>/*.jpg)');
+      return loadImageFolder(dataRoot, split, size);
+    case 'CIFAR-FS':
+    case 'FC100': {
+      const file = locate(dataRoot, dataset, `${split}.pickle`, ' (splits: train, val, test, trainval)');
+      return imageSetFromPickle(file, dataset, split, opts.imageSize);
+    }
+    case 'miniImageNet': {
+      const fileName = MINI_FILES[split];
+      if (!fileName) throw new UserError(`miniImageNet has no split "${split}" (expected ${Object.keys(MINI_FILES).join(', ')})`);
+      return imageSetFromPickle(locate(dataRoot, dataset, fileName, ''), dataset, split, opts.imageSize);
+    }
+    case 'tieredImageNet': {
+      const imagesFile = locate(dataRoot, dataset, `${split}_images.npz`, ' (splits: train, val, test)');
+      const labelsFile = locate(dataRoot, dataset, `${split}_labels.pkl`, '');
+      return imageSetFromTiered(imagesFile, labelsFile, split, opts.imageSize);
+    }
+  }
+}
