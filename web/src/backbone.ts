@@ -1,0 +1,83 @@
+/**
+ * The feature extractor: an ONNX backbone run by onnxruntime-web. WebGPU is tried first when the
+ * browser offers an adapter, then WebAssembly, multi-threaded when the page is cross-origin isolated
+ * (the server sends COOP/COEP headers so that SharedArrayBuffer is available).
+ */
+import * as ort from 'onnxruntime-web';
+import { type Preprocessing, pixelsToInput } from './preprocessing.js';
+
+/** Where the build copies onnxruntime-web's .mjs/.wasm files (served by the same origin, no CDN). */
+const ORT_ASSETS_PATH = 'ort/';
+const MAX_THREADS = 4;
+
+export interface BackboneInfo {
+  provider: 'webgpu' | 'wasm';
+  threads: number;
+}
+
+function configureWasm(): number {
+  ort.env.wasm.wasmPaths = new URL(ORT_ASSETS_PATH, document.baseURI).href;
+  const threads = globalThis.crossOriginIsolated ? Math.max(1, Math.min(MAX_THREADS, navigator.hardwareConcurrency || 1)) : 1;
+  ort.env.wasm.numThreads = threads;
+  ort.env.logLevel = 'error';
+  return threads;
+}
+
+async function webgpuUsable(): Promise<boolean> {
+  const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  if (!gpu) return false;
+  try {
+    return (await gpu.requestAdapter()) !== null;
+  } catch {
+    return false;
+  }
+}
+
+export class Backbone {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly preprocessing: Preprocessing,
+    readonly info: BackboneInfo,
+  ) {}
+
+  /** Creates the session, preferring WebGPU and falling back to WebAssembly. */
+  static async create(model: Uint8Array, preprocessing: Preprocessing, preferred: 'auto' | 'wasm' = 'auto'): Promise<Backbone> {
+    const threads = configureWasm();
+    if (preferred === 'auto' && (await webgpuUsable())) {
+      try {
+        const session = await ort.InferenceSession.create(model, { executionProviders: ['webgpu'] });
+        return new Backbone(session, preprocessing, { provider: 'webgpu', threads: 1 });
+      } catch (err) {
+        console.warn('WebGPU session failed; using WebAssembly instead:', err);
+      }
+    }
+    const session = await ort.InferenceSession.create(model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+    return new Backbone(session, preprocessing, { provider: 'wasm', threads });
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  /** Features for a batch of pictures given as RGBA pixels at the model's size; rows of length featureDim. */
+  async features(pixels: Uint8ClampedArray[]): Promise<{ data: Float32Array; dim: number }> {
+    const p = this.preprocessing;
+    const perImage = 3 * p.imageSize * p.imageSize;
+    const input = new Float32Array(perImage * pixels.length);
+    pixels.forEach((rgba, i) => pixelsToInput(rgba, p, input, i * perImage));
+    const dims = p.layout === 'nchw' ? [pixels.length, 3, p.imageSize, p.imageSize] : [pixels.length, p.imageSize, p.imageSize, 3];
+    const tensor = new ort.Tensor('float32', input, dims);
+    const results = await this.session.run({ [p.inputName]: tensor }, [p.outputName]);
+    const out = results[p.outputName];
+    const data = out.data as Float32Array;
+    const dim = data.length / pixels.length;
+    // The features may alias onnxruntime's memory; copy so later runs cannot overwrite them.
+    const copy = Float32Array.from(data);
+    out.dispose();
+    return { data: copy, dim };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

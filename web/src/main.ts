@@ -1,0 +1,433 @@
+/**
+ * The page: loads a backbone, lets the user build classes from support pictures, and classifies new
+ * pictures. The body's data-state attribute names the page's state (loading, no-model, model-error,
+ * no-classes, too-few, ready) for styling and for the end-to-end test.
+ */
+import type { Head } from '../../infer/heads/types.js';
+import { Backbone } from './backbone.js';
+import {
+  type ClassifierState, type ModelIdentity, checkClassName, classProbabilities, fitHead, modelFingerprint, newId,
+  parseClassifier, readiness, serializeClassifier,
+} from './classifier.js';
+import { Camera } from './camera.js';
+import { UndecodableImageError, cameraAvailable, decodeImage, modelPixels, thumbnailOf } from './images.js';
+import { readOnnxInfo } from './onnx-info.js';
+import {
+  ModelUnusableError, type PreprocessingOverrides, describePreprocessing, overridesFromParams, resolvePreprocessing,
+} from './preprocessing.js';
+import { deleteStoredClassifier, loadStoredClassifier, storeClassifier } from './storage.js';
+import { byId, makeDropTarget, renderClasses, renderProbabilities, showMessage } from './view.js';
+import { readSettingsForm, fillSettingsForm } from './settings.js';
+
+type PageState = 'loading' | 'no-model' | 'model-error' | 'no-classes' | 'too-few' | 'ready';
+
+/** What the end-to-end test reads back (features and probabilities of the last classified picture). */
+interface PageProbe {
+  lastQuery: { features: number[]; probabilities: number[]; classes: string[] } | null;
+  provider: string | null;
+}
+
+const DEFAULT_MODEL_URL = 'model.onnx';
+
+const ui = {
+  modelStatus: byId<HTMLParagraphElement>('model-status'),
+  modelProgress: byId<HTMLProgressElement>('model-progress'),
+  modelNotice: byId<HTMLParagraphElement>('model-notice'),
+  modelError: byId<HTMLParagraphElement>('model-error'),
+  modelFile: byId<HTMLInputElement>('model-file'),
+  settingsForm: byId<HTMLFormElement>('settings-form'),
+  classesSection: byId<HTMLElement>('classes-section'),
+  classesHint: byId<HTMLParagraphElement>('classes-hint'),
+  newClassForm: byId<HTMLFormElement>('new-class-form'),
+  newClassName: byId<HTMLInputElement>('new-class-name'),
+  classError: byId<HTMLParagraphElement>('class-error'),
+  classList: byId<HTMLUListElement>('class-list'),
+  saveClassifier: byId<HTMLButtonElement>('save-classifier'),
+  loadClassifier: byId<HTMLInputElement>('load-classifier'),
+  clearClasses: byId<HTMLButtonElement>('clear-classes'),
+  querySection: byId<HTMLElement>('query-section'),
+  queryDrop: byId<HTMLElement>('query-drop'),
+  queryFile: byId<HTMLInputElement>('query-file'),
+  queryCamera: byId<HTMLButtonElement>('query-camera'),
+  queryError: byId<HTMLParagraphElement>('query-error'),
+  result: byId<HTMLElement>('result'),
+  resultImage: byId<HTMLImageElement>('result-image'),
+  resultLabel: byId<HTMLParagraphElement>('result-label'),
+  resultProbabilities: byId<HTMLOListElement>('result-probabilities'),
+  runtimeInfo: byId<HTMLParagraphElement>('runtime-info'),
+};
+
+const probe: PageProbe = { lastQuery: null, provider: null };
+(globalThis as unknown as { skdPage: PageProbe }).skdPage = probe;
+
+let backbone: Backbone | null = null;
+let classifier: ClassifierState | null = null;
+let head: Head | null = null;
+let modelBytes: { bytes: Uint8Array; name: string } | null = null;
+const camera = new Camera();
+const params = new URLSearchParams(location.search);
+
+function setState(state: PageState): void {
+  document.body.dataset.state = state;
+  const usable = state !== 'loading' && state !== 'no-model' && state !== 'model-error';
+  ui.classesSection.inert = !usable;
+  ui.querySection.inert = !usable;
+}
+
+function setBusy(busy: boolean): void {
+  document.body.dataset.busy = String(busy);
+}
+
+// ---- The classifier state: render, persist, refit ----
+
+function refresh(): void {
+  if (!classifier) return;
+  head = null;
+  const r = readiness(classifier);
+  renderClasses(ui.classList, classifier.classes, classActions, cameraAvailable());
+  ui.saveClassifier.disabled = classifier.classes.length === 0;
+  ui.clearClasses.disabled = classifier.classes.length === 0;
+  if (r.kind === 'no-classes') {
+    setState('no-classes');
+    ui.classesHint.textContent = 'No classes yet. Name a class (for example “cat”), add it, then add a few pictures of it. You need at least two classes.';
+  } else if (r.kind === 'too-few') {
+    setState('too-few');
+    ui.classesHint.textContent = r.message;
+  } else {
+    setState('ready');
+    const pictures = classifier.classes.reduce((sum, c) => sum + c.pictures.length, 0);
+    ui.classesHint.textContent = `Ready: ${classifier.classes.length} classes from ${pictures} pictures. Classify a picture below.`;
+  }
+}
+
+async function persist(): Promise<void> {
+  if (!classifier) return;
+  try {
+    await storeClassifier(classifier);
+  } catch (err) {
+    showMessage(ui.classError, `The classes could not be kept in this browser's storage (${(err as Error).message}); save them to a file instead.`);
+  }
+}
+
+function currentHead(): Head {
+  if (!classifier) throw new Error('no classifier');
+  head ??= fitHead(classifier);
+  return head;
+}
+
+// ---- Pictures → features ----
+
+async function featuresOfFiles(files: File[]): Promise<{ ok: { features: Float32Array; thumbnail: string; file: File }[]; failed: string[] }> {
+  if (!backbone) throw new Error('no model');
+  const size = backbone.preprocessing.imageSize;
+  const decoded: { pixels: Uint8ClampedArray; thumbnail: string; file: File }[] = [];
+  const failed: string[] = [];
+  for (const file of files) {
+    try {
+      const bitmap = await decodeImage(file, file.name);
+      decoded.push({ pixels: modelPixels(bitmap, size), thumbnail: thumbnailOf(bitmap), file });
+      bitmap.close();
+    } catch (err) {
+      if (err instanceof UndecodableImageError) failed.push(err.message);
+      else throw err;
+    }
+  }
+  if (decoded.length === 0) return { ok: [], failed };
+  const { data, dim } = await backbone.features(decoded.map((d) => d.pixels));
+  return { ok: decoded.map((d, i) => ({ features: data.slice(i * dim, (i + 1) * dim), thumbnail: d.thumbnail, file: d.file })), failed };
+}
+
+async function addPictures(classId: string, files: File[]): Promise<void> {
+  if (!classifier) return;
+  showMessage(ui.classError, null);
+  setBusy(true);
+  try {
+    const { ok, failed } = await featuresOfFiles(files);
+    const entry = classifier.classes.find((c) => c.id === classId);
+    if (!entry) return;
+    for (const item of ok) entry.pictures.push({ id: newId(), thumbnail: item.thumbnail, features: item.features });
+    if (failed.length > 0) showMessage(ui.classError, failed.join(' '));
+    refresh();
+    await persist();
+  } catch (err) {
+    showMessage(ui.classError, `The pictures could not be added: ${(err as Error).message}`);
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function classify(file: File | Blob, name: string): Promise<void> {
+  if (!classifier) return;
+  showMessage(ui.queryError, null);
+  const r = readiness(classifier);
+  if (r.kind !== 'ready') {
+    showMessage(ui.queryError, r.kind === 'no-classes' ? 'Create at least two classes with pictures first.' : r.message);
+    return;
+  }
+  setBusy(true);
+  try {
+    const asFile = file instanceof File ? file : new File([file], name);
+    const { ok, failed } = await featuresOfFiles([asFile]);
+    if (ok.length === 0) {
+      showMessage(ui.queryError, failed[0] ?? `“${name}” could not be read.`);
+      return;
+    }
+    const features = ok[0].features;
+    const probabilities = classProbabilities(currentHead(), features, classifier.model.featureDim);
+    const names = classifier.classes.map((c) => c.name);
+    ui.resultImage.src = ok[0].thumbnail;
+    renderProbabilities(ui.resultLabel, ui.resultProbabilities, names, probabilities);
+    ui.result.hidden = false;
+    document.body.dataset.result = 'shown';
+    probe.lastQuery = { features: Array.from(features), probabilities: Array.from(probabilities), classes: names };
+  } catch (err) {
+    showMessage(ui.queryError, `The picture could not be classified: ${(err as Error).message}`);
+  } finally {
+    setBusy(false);
+  }
+}
+
+const classActions = {
+  onAddFiles: (classId: string, files: File[]) => void addPictures(classId, files),
+  onCamera: (classId: string) => void camera.capture().then((blob) => blob && addPictures(classId, [new File([blob], 'camera.png', { type: 'image/png' })])),
+  onRemoveClass: (classId: string) => {
+    if (!classifier) return;
+    const entry = classifier.classes.find((c) => c.id === classId);
+    if (!entry || (entry.pictures.length > 0 && !confirm(`Remove the class “${entry.name}” and its ${entry.pictures.length} pictures?`))) return;
+    classifier.classes = classifier.classes.filter((c) => c.id !== classId);
+    hideResult();
+    refresh();
+    void persist();
+  },
+  onRemovePicture: (classId: string, pictureId: string) => {
+    const entry = classifier?.classes.find((c) => c.id === classId);
+    if (!entry) return;
+    entry.pictures = entry.pictures.filter((p) => p.id !== pictureId);
+    hideResult();
+    refresh();
+    void persist();
+  },
+};
+
+function hideResult(): void {
+  ui.result.hidden = true;
+  delete document.body.dataset.result;
+}
+
+// ---- Loading a model ----
+
+async function fetchWithProgress(url: string): Promise<Uint8Array | null> {
+  const target = new URL(url, document.baseURI);
+  if (target.origin !== location.origin) throw new ModelUnusableError(`The model must come from this server, not ${target.origin}.`);
+  const response = await fetch(target, { cache: 'no-cache' });
+  if (response.status === 404) return null;
+  if (!response.ok || !response.body) throw new Error(`the server answered ${response.status} for ${target.pathname}`);
+  const total = Number(response.headers.get('content-length')) || 0;
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    if (total > 0) ui.modelProgress.value = received / total;
+    ui.modelStatus.textContent = `Loading the model… ${(received / 1e6).toFixed(1)} MB${total ? ` of ${(total / 1e6).toFixed(1)} MB` : ''}`;
+  }
+  const bytes = new Uint8Array(received);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+function startLoading(message: string): void {
+  setState('loading');
+  ui.modelProgress.hidden = false;
+  ui.modelProgress.value = 0;
+  ui.modelStatus.textContent = message;
+  showMessage(ui.modelError, null);
+  showMessage(ui.modelNotice, null);
+  hideResult();
+}
+
+async function useModel(bytes: Uint8Array, name: string, overrides: PreprocessingOverrides): Promise<void> {
+  modelBytes = { bytes, name };
+  ui.modelProgress.removeAttribute('value'); // indeterminate while the runtime starts
+  ui.modelStatus.textContent = `Preparing ${name}…`;
+  if (backbone) await backbone.release().catch(() => undefined);
+  backbone = null;
+  classifier = null;
+  let info;
+  try {
+    info = readOnnxInfo(bytes);
+  } catch (err) {
+    throw new ModelUnusableError(`${name} is not an ONNX model (${(err as Error).message}).`);
+  }
+  const preprocessing = resolvePreprocessing(info, overrides);
+  backbone = await Backbone.create(bytes, preprocessing, params.get('provider') === 'wasm' ? 'wasm' : 'auto');
+  if (!backbone.outputNames.includes(preprocessing.outputName)) {
+    throw new ModelUnusableError(`This model has no "${preprocessing.outputName}" output (its outputs: ${backbone.outputNames.join(', ')}).`);
+  }
+  const shapeDim = info.outputs.find((o) => o.name === preprocessing.outputName)?.shape?.at(-1);
+  let featureDim = preprocessing.featureDim ?? (typeof shapeDim === 'number' ? shapeDim : null);
+  if (featureDim === null) {
+    const size = preprocessing.imageSize;
+    featureDim = (await backbone.features([new Uint8ClampedArray(size * size * 4)])).dim;
+  }
+  const identity: ModelIdentity = { id: modelFingerprint(bytes), featureDim, arch: preprocessing.arch };
+  let restored: ClassifierState | null = null;
+  try {
+    restored = await loadStoredClassifier(identity);
+  } catch (err) {
+    showMessage(ui.classError, `The classes kept in this browser could not be read (${(err as Error).message}).`);
+  }
+  classifier = restored ?? { model: identity, classes: [] };
+
+  ui.modelProgress.hidden = true;
+  const arch = preprocessing.arch ? `${preprocessing.arch}, ` : '';
+  ui.modelStatus.textContent = `Model ready: ${name} (${arch}${featureDim} features; ${describePreprocessing(preprocessing)}).`;
+  if (preprocessing.assumed.length > 0) {
+    showMessage(ui.modelNotice, `This model does not say how to prepare pictures, so the page assumes: ${preprocessing.assumed.join(', ')}. ` +
+      'If the predictions look wrong, describe the model under “Preprocessing for a model without metadata”.');
+  }
+  const { provider, threads } = backbone.info;
+  probe.provider = provider;
+  ui.runtimeInfo.textContent = provider === 'webgpu' ? 'Running on WebGPU.' : `Running on WebAssembly with ${threads} thread${threads === 1 ? '' : 's'}${threads === 1 && !crossOriginIsolated ? ' (the page is not cross-origin isolated)' : ''}.`;
+  refresh();
+  if (restored && restored.classes.length > 0) ui.classesHint.textContent += ` (${restored.classes.length} classes restored from this browser.)`;
+}
+
+function showModelFailure(err: unknown): void {
+  backbone = null;
+  classifier = null;
+  ui.modelProgress.hidden = true;
+  setState('model-error');
+  ui.modelStatus.textContent = 'No model loaded.';
+  const message = err instanceof ModelUnusableError ? err.message : `The model could not be loaded: ${(err as Error).message ?? String(err)}`;
+  showMessage(ui.modelError, `${message} Choose another model file.`);
+}
+
+async function loadFromUrl(url: string, overrides: PreprocessingOverrides): Promise<void> {
+  startLoading('Loading the model…');
+  try {
+    const bytes = await fetchWithProgress(url);
+    if (!bytes) {
+      ui.modelProgress.hidden = true;
+      setState('no-model');
+      ui.modelStatus.textContent = 'No model is served with this page. Choose an exported .onnx file to start (it stays on your device).';
+      return;
+    }
+    await useModel(bytes, decodeURIComponent(url.split('/').pop() || url), overrides);
+  } catch (err) {
+    showModelFailure(err);
+  }
+}
+
+async function loadFromFile(file: File, overrides: PreprocessingOverrides): Promise<void> {
+  startLoading(`Reading ${file.name}…`);
+  try {
+    await useModel(new Uint8Array(await file.arrayBuffer()), file.name, overrides);
+  } catch (err) {
+    showModelFailure(err);
+  }
+}
+
+// ---- Wiring ----
+
+function currentOverrides(): PreprocessingOverrides {
+  return readSettingsForm();
+}
+
+ui.modelFile.addEventListener('change', () => {
+  const file = ui.modelFile.files?.[0];
+  ui.modelFile.value = '';
+  if (file) void loadFromFile(file, currentOverrides());
+});
+
+ui.settingsForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  let overrides: PreprocessingOverrides;
+  try {
+    overrides = currentOverrides();
+  } catch (err) {
+    showMessage(ui.modelError, (err as Error).message);
+    return;
+  }
+  if (modelBytes) {
+    const { bytes, name } = modelBytes;
+    startLoading(`Preparing ${name}…`);
+    useModel(bytes, name, overrides).catch(showModelFailure);
+  } else void loadFromUrl(params.get('model') ?? DEFAULT_MODEL_URL, overrides);
+});
+
+ui.newClassForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  if (!classifier) return;
+  try {
+    const name = checkClassName(classifier, ui.newClassName.value);
+    classifier.classes.push({ id: newId(), name, pictures: [] });
+    ui.newClassName.value = '';
+    showMessage(ui.classError, null);
+    hideResult();
+    refresh();
+    void persist();
+  } catch (err) {
+    showMessage(ui.classError, (err as Error).message);
+  }
+});
+
+ui.saveClassifier.addEventListener('click', () => {
+  if (!classifier) return;
+  const blob = new Blob([serializeClassifier(classifier)], { type: 'application/json' });
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(blob);
+  link.download = 'classifier.json';
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+});
+
+ui.loadClassifier.addEventListener('change', () => {
+  const file = ui.loadClassifier.files?.[0];
+  ui.loadClassifier.value = '';
+  if (!file || !classifier) return;
+  const model = classifier.model;
+  file.text().then((text) => {
+    classifier = parseClassifier(text, model, file.name);
+    showMessage(ui.classError, null);
+    hideResult();
+    refresh();
+    return persist();
+  }).catch((err: Error) => showMessage(ui.classError, err.message));
+});
+
+ui.clearClasses.addEventListener('click', () => {
+  if (!classifier || classifier.classes.length === 0) return;
+  if (!confirm(`Remove all ${classifier.classes.length} classes and their pictures from this browser?`)) return;
+  classifier.classes = [];
+  hideResult();
+  refresh();
+  void deleteStoredClassifier(classifier.model).catch(() => undefined);
+});
+
+ui.queryFile.addEventListener('change', () => {
+  const file = ui.queryFile.files?.[0];
+  ui.queryFile.value = '';
+  if (file) void classify(file, file.name);
+});
+makeDropTarget(ui.queryDrop, (files) => void classify(files[0], files[0].name));
+ui.queryCamera.hidden = !cameraAvailable();
+ui.queryCamera.addEventListener('click', () => void camera.capture().then((blob) => blob && classify(blob, 'camera.png')));
+
+// ---- Start ----
+
+let initialOverrides: PreprocessingOverrides = {};
+try {
+  initialOverrides = overridesFromParams(params);
+  fillSettingsForm(initialOverrides);
+} catch (err) {
+  showMessage(ui.modelNotice, `Ignoring the page's URL settings: ${(err as Error).message}`);
+}
+void loadFromUrl(params.get('model') ?? DEFAULT_MODEL_URL, initialOverrides);
