@@ -1,0 +1,149 @@
+/**
+ * Builds the fastify application: JSON-schema validation with field-naming errors, metrics hooks,
+ * cross-origin-isolation headers, the JSON API, operational routes and the browser demo's files.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import { BatcherClosedError, QueueFullError } from './batcher.js';
+import type { ServerContext } from './context.js';
+import { HttpError, errorBody, fieldFromInstancePath } from './errors.js';
+import { registerApiRoutes } from './routes.js';
+import { IMAGE_DESCRIPTION } from './schemas.js';
+
+export interface AppOptions {
+  /** Folder of the browser demo's built files, served at "/" when it exists. */
+  webDir?: string;
+  /** fastify's logger setting (false: silent). */
+  logger?: boolean | { level: string };
+}
+
+/** Headers that make the page cross-origin isolated, which onnxruntime-web needs for its threads. */
+export const ISOLATION_HEADERS: Record<string, string> = {
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+  'cross-origin-resource-policy': 'same-origin',
+};
+
+interface AjvError {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params?: { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[] };
+}
+
+export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: ctx.limits.bodyLimitBytes,
+    // Idle keep-alive sockets are closed on shutdown; requests in flight finish first.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, useDefaults: false } },
+  });
+
+  const started = new WeakMap<object, bigint>();
+  app.addHook('onRequest', async (req) => {
+    started.set(req, process.hrtime.bigint());
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    for (const [k, v] of Object.entries(ISOLATION_HEADERS)) reply.header(k, v);
+    return payload;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const status = String(reply.statusCode);
+    ctx.metrics.requests.inc({ route, method: req.method, status });
+    if (reply.statusCode >= 400) ctx.metrics.errors.inc({ route, status });
+    const t0 = started.get(req);
+    if (t0 !== undefined) ctx.metrics.latency.observe(Number(process.hrtime.bigint() - t0) / 1e9, { route });
+  });
+
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
+    if (err instanceof QueueFullError) ctx.metrics.rejected.inc();
+    const { status, field, message, headers } = describeError(err);
+    if (status >= 500 && !(err instanceof QueueFullError) && !(err instanceof BatcherClosedError)) req.log.error(err);
+    reply.code(status).headers(headers).send(errorBody(status, field, message));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(errorBody(404, 'url', `no route ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  registerApiRoutes(app, ctx);
+  registerOperationalRoutes(app, ctx);
+
+  const webDir = options.webDir;
+  if (webDir && existsSync(webDir) && statSync(webDir).isDirectory()) {
+    await app.register(fastifyStatic, { root: webDir, prefix: '/', index: ['index.html'] });
+  } else {
+    app.get('/', async () => ({ name: 'skd', message: 'skd serve: the browser demo is not built here; the API is under /v1', routes: ROUTES }));
+  }
+  return app;
+}
+
+const ROUTES = [
+  'POST /v1/embed', 'POST /v1/classify', 'PUT /v1/classifiers/:name', 'GET /v1/classifiers', 'GET /v1/classifiers/:name',
+  'DELETE /v1/classifiers/:name', 'POST /v1/classifiers/:name/predict', 'GET /v1/model', 'GET /model.onnx', 'GET /healthz', 'GET /metrics',
+];
+
+function registerOperationalRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const startedAt = Date.now();
+  app.get('/healthz', async () => ({
+    status: 'ok',
+    uptimeSeconds: (Date.now() - startedAt) / 1000,
+    queuedImages: ctx.batcher.queuedImages,
+    classifiers: ctx.store.size,
+  }));
+
+  app.get('/v1/model', async () => ({
+    path: ctx.model.path,
+    sha256: ctx.model.sha256,
+    sizeBytes: ctx.model.sizeBytes,
+    featureDim: ctx.extractor.featureDim,
+    imageSize: ctx.size,
+    preprocessing: ctx.extractor.preprocessing,
+    metadata: ctx.extractor.metadata,
+    ...ctx.model.info,
+    limits: ctx.limits,
+  }));
+
+  app.get('/model.onnx', async (_req, reply) => {
+    reply.type('application/octet-stream').header('content-length', String(ctx.model.sizeBytes));
+    return reply.send(createReadStream(ctx.model.path));
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.type('text/plain; version=0.0.4; charset=utf-8');
+    return ctx.metrics.render();
+  });
+}
+
+/** Maps anything a handler or fastify throws to a status, the field at fault and a message. */
+function describeError(err: FastifyError | Error): { status: number; field: string; message: string; headers: Record<string, string> } {
+  if (err instanceof HttpError) return { status: err.statusCode, field: err.field, message: err.message, headers: err.headers };
+  if (err instanceof QueueFullError) return { status: 503, field: 'server', message: err.message, headers: { 'retry-after': '1' } };
+  if (err instanceof BatcherClosedError) return { status: 503, field: 'server', message: err.message, headers: { 'retry-after': '5' } };
+  const fe = err as FastifyError & { validation?: AjvError[]; validationContext?: string };
+  if (Array.isArray(fe.validation) && fe.validation.length > 0) return { ...validationError(fe.validation, fe.validationContext ?? 'body'), headers: {} };
+  const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
+  if (status >= 400 && status < 500) {
+    const field = fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'headers.content-type' : 'body';
+    return { status, field, message: fe.message, headers: {} };
+  }
+  if (status === 503) return { status, field: 'server', message: fe.message, headers: { 'retry-after': '5' } };
+  return { status: 500, field: 'server', message: 'internal error; the server log has the details', headers: {} };
+}
+
+function validationError(errors: AjvError[], context: string): { status: number; field: string; message: string } {
+  // An image that matches neither form produces one error per form, then the anyOf error: report that one.
+  const anyOf = errors.find((e) => e.keyword === 'anyOf');
+  if (anyOf) return { status: 400, field: fieldFromInstancePath(context, anyOf.instancePath), message: `expected ${IMAGE_DESCRIPTION}` };
+  const e = errors[0] as AjvError;
+  const field = fieldFromInstancePath(context, e.instancePath, e.params?.missingProperty ?? e.params?.additionalProperty);
+  let message = e.message ?? 'is invalid';
+  if (e.keyword === 'additionalProperties' && e.params?.additionalProperty) message = `unknown property ${JSON.stringify(e.params.additionalProperty)}`;
+  if (e.keyword === 'required') message = 'is required';
+  if (e.keyword === 'enum' && e.params?.allowedValues) message = `must be one of ${e.params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+  return { status: 400, field, message: `${field} ${message}` };
+}

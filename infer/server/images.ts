@@ -1,0 +1,151 @@
+/**
+ * Request images -> uint8 RGB pixels at the model's input size.
+ *
+ * An image in a request is either
+ *   - a string: base64 of a PNG, JPEG or WebP file (a `data:image/...;base64,` prefix is allowed), or
+ *   - an object `{ "shape": [H, W, 3], "pixels": [...] }` of raw RGB values 0-255 in row-major order;
+ *     `shape` may also be `[N, H, W, 3]`, which stands for N images.
+ * Every image is resized to size x size (cover: scale to fill, centre-crop the overflow), like the
+ * preprocessing of the datasets the models were trained on.
+ */
+import sharp from 'sharp';
+import { HttpError, badRequest, tooLarge } from './errors.js';
+
+export type RawImage = { shape: number[]; pixels: number[] };
+export type ImageInput = string | RawImage;
+
+export interface ImageLimits {
+  /** Most images in one request (support and queries together, before augmentation). */
+  maxImages: number;
+  /** Most pixels (height x width) of one input image. */
+  maxPixels: number;
+}
+
+export interface DecodedImages {
+  /** count x size x size x 3 bytes. */
+  pixels: Uint8Array;
+  count: number;
+  /** How many images each input stood for (1, or N for a raw [N, H, W, 3] batch). */
+  perInput: number[];
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const DATA_URL = /^data:[a-z0-9.+/-]*(;[a-z0-9=-]+)*;base64,/i;
+const FORMATS = new Set(['png', 'jpeg', 'webp']);
+
+/** Images an input stands for, checked against the shape rules; used to enforce limits before decoding. */
+export function imagesIn(input: ImageInput, field: string): number {
+  if (typeof input === 'string') return 1;
+  const shape = input.shape;
+  if (shape.length === 3) return 1;
+  if (shape.length === 4) return shape[0] as number;
+  throw badRequest(`${field}.shape`, `expected [H, W, 3] or [N, H, W, 3], got [${shape.join(', ')}]`);
+}
+
+/** Counts the images of several fields together and refuses the request when there are too many. */
+export function checkImageCount(groups: { field: string; inputs: ImageInput[]; fieldOf: (i: number) => string }[], limits: ImageLimits): number {
+  let total = 0;
+  for (const g of groups) g.inputs.forEach((input, i) => (total += imagesIn(input, g.fieldOf(i))));
+  if (total > limits.maxImages) {
+    throw tooLarge(groups.map((g) => g.field).join('+'), `${total} images in one request; the limit is ${limits.maxImages}`);
+  }
+  return total;
+}
+
+/** Decodes every input; `fieldOf(i)` names input i in error answers (for example "body.queries[3]"). */
+export async function decodeImages(inputs: ImageInput[], fieldOf: (i: number) => string, size: number, limits: ImageLimits): Promise<DecodedImages> {
+  const parts = await Promise.all(inputs.map((input, i) => decodeOne(input, fieldOf(i), size, limits)));
+  const count = parts.reduce((n, p) => n + p.count, 0);
+  const pixels = new Uint8Array(count * size * size * 3);
+  let offset = 0;
+  for (const p of parts) {
+    pixels.set(p.pixels, offset);
+    offset += p.pixels.length;
+  }
+  return { pixels, count, perInput: parts.map((p) => p.count) };
+}
+
+async function decodeOne(input: ImageInput, field: string, size: number, limits: ImageLimits): Promise<{ pixels: Uint8Array; count: number }> {
+  if (typeof input === 'string') return { pixels: await decodeEncoded(input, field, size, limits), count: 1 };
+  return decodeRaw(input, field, size, limits);
+}
+
+async function decodeEncoded(text: string, field: string, size: number, limits: ImageLimits): Promise<Uint8Array> {
+  const body = text.replace(DATA_URL, '').replace(/\s+/g, '');
+  if (body.length === 0 || body.length % 4 === 1 || !BASE64.test(body)) {
+    throw badRequest(field, 'expected base64 of a PNG, JPEG or WebP image (or an object with "shape" and "pixels")');
+  }
+  const bytes = Buffer.from(body, 'base64');
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch {
+    throw badRequest(field, 'the image does not decode; expected a PNG, JPEG or WebP file in base64');
+  }
+  if (!meta.format || !FORMATS.has(meta.format)) {
+    throw badRequest(field, `images must be PNG, JPEG or WebP; this one is ${meta.format ?? 'of an unknown format'}`);
+  }
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  if (width * height > limits.maxPixels) {
+    throw tooLarge(field, `the image is ${width}x${height} = ${width * height} pixels; the limit is ${limits.maxPixels}`);
+  }
+  try {
+    const out = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error', pages: 1 })
+      .rotate()
+      .toColourspace('srgb')
+      .removeAlpha()
+      .resize(size, size, { fit: 'cover' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return ensureRgb(out.data, out.info.channels, size, field);
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    throw badRequest(field, 'the image does not decode (truncated or corrupt file)');
+  }
+}
+
+function ensureRgb(data: Buffer, channels: number, size: number, field: string): Uint8Array {
+  const n = size * size;
+  if (channels === 3) return new Uint8Array(data.buffer, data.byteOffset, n * 3).slice();
+  if (channels === 1) {
+    const rgb = new Uint8Array(n * 3);
+    for (let i = 0; i < n; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = data[i] as number;
+    return rgb;
+  }
+  throw badRequest(field, `the image decodes to ${channels} channels; expected RGB or greyscale`);
+}
+
+async function decodeRaw(input: RawImage, field: string, size: number, limits: ImageLimits): Promise<{ pixels: Uint8Array; count: number }> {
+  const shape = input.shape;
+  const [count, height, width, channels] = shape.length === 4 ? shape : [1, ...shape];
+  if ((shape.length !== 3 && shape.length !== 4) || channels !== 3) {
+    throw badRequest(`${field}.shape`, `expected [H, W, 3] or [N, H, W, 3], got [${shape.join(', ')}]`);
+  }
+  if (!(count! >= 1 && height! >= 1 && width! >= 1)) throw badRequest(`${field}.shape`, 'every dimension must be at least 1');
+  if (height! * width! > limits.maxPixels) {
+    throw tooLarge(`${field}.shape`, `${height}x${width} = ${height! * width!} pixels per image; the limit is ${limits.maxPixels}`);
+  }
+  const perImage = height! * width! * 3;
+  const expected = count! * perImage;
+  const values = input.pixels;
+  if (values.length !== expected) {
+    throw badRequest(`${field}.pixels`, `shape [${shape.join(', ')}] needs ${expected} values, got ${values.length}`);
+  }
+  const bytes = new Uint8Array(expected);
+  for (let i = 0; i < expected; i++) {
+    const v = values[i] as number;
+    if (!Number.isInteger(v) || v < 0 || v > 255) throw badRequest(`${field}.pixels[${i}]`, `expected an integer 0-255, got ${JSON.stringify(v)}`);
+    bytes[i] = v;
+  }
+  if (height === size && width === size) return { pixels: bytes, count: count! };
+  const out = new Uint8Array(count! * size * size * 3);
+  for (let k = 0; k < count!; k++) {
+    const resized = await sharp(bytes.subarray(k * perImage, (k + 1) * perImage), { raw: { width: width!, height: height!, channels: 3 } })
+      .resize(size, size, { fit: 'cover' })
+      .raw()
+      .toBuffer();
+    out.set(resized, k * size * size * 3);
+  }
+  return { pixels: out, count: count! };
+}

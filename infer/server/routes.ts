@@ -1,0 +1,107 @@
+/** The JSON API: embeddings, one-call classification and saved classifiers. */
+import type { FastifyInstance } from 'fastify';
+import type { HeadKind } from '../heads/types.js';
+import { headFromJSON } from '../heads/index.js';
+import type { ServerContext } from './context.js';
+import { conflict, notFound } from './errors.js';
+import {
+  decode, embedPixels, fitHead, imageField, parseSupport, predictions, prepareSupport, queryField, supportField,
+  type SupportRequest,
+} from './fewshot.js';
+import { checkImageCount, type ImageInput } from './images.js';
+import { classifyBody, embedBody, nameParams, predictBody, putClassifierBody } from './schemas.js';
+import { STORE_FORMAT, STORE_VERSION, summarize, type StoredClassifier } from './store.js';
+
+const DEFAULT_HEAD: HeadKind = 'logreg';
+
+type ClassifyRequest = SupportRequest & { queries: ImageInput[] };
+
+export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const d = ctx.extractor.featureDim;
+
+  app.post<{ Body: { images: ImageInput[] } }>('/v1/embed', { schema: { body: embedBody } }, async (req) => {
+    const { images } = req.body;
+    checkImageCount([{ field: 'body.images', inputs: images, fieldOf: imageField }], ctx.limits);
+    const decoded = await decode(ctx, images, imageField);
+    const features = await embedPixels(ctx, decoded.pixels, decoded.count);
+    const embeddings: number[][] = [];
+    for (let i = 0; i < decoded.count; i++) embeddings.push(Array.from(features.subarray(i * d, (i + 1) * d)));
+    return { dim: d, count: decoded.count, embeddings };
+  });
+
+  app.post<{ Body: ClassifyRequest }>('/v1/classify', { schema: { body: classifyBody } }, async (req) => {
+    const body = req.body;
+    const set = parseSupport(body);
+    checkImageCount([
+      { field: 'body.support', inputs: set.inputs, fieldOf: supportField },
+      { field: 'body.queries', inputs: body.queries, fieldOf: queryField },
+    ], ctx.limits);
+    const [support, queries] = await Promise.all([
+      prepareSupport(ctx, set, body.augment ?? 0, body.seed ?? 0),
+      decode(ctx, body.queries, queryField),
+    ]);
+    // Support and queries go through the extractor as one job, so they usually share one run.
+    const pixels = new Uint8Array(support.pixels.length + queries.pixels.length);
+    pixels.set(support.pixels, 0);
+    pixels.set(queries.pixels, support.pixels.length);
+    const features = await embedPixels(ctx, pixels, support.count + queries.count);
+    const head = fitHead(body.head ?? DEFAULT_HEAD, body.C, features.subarray(0, support.count * d), support.count, d, support.labels, set.labelNames.length);
+    return {
+      labels: set.labelNames,
+      head: head.kind,
+      supportImages: support.count,
+      predictions: predictions(head, features.subarray(support.count * d), queries.count, set.labelNames),
+    };
+  });
+
+  app.put<{ Params: { name: string }; Body: SupportRequest }>('/v1/classifiers/:name', { schema: { params: nameParams, body: putClassifierBody } }, async (req, reply) => {
+    const { name } = req.params;
+    const body = req.body;
+    const set = parseSupport(body);
+    checkImageCount([{ field: 'body.support', inputs: set.inputs, fieldOf: supportField }], ctx.limits);
+    const augment = body.augment ?? 0;
+    const seed = body.seed ?? 0;
+    const support = await prepareSupport(ctx, set, augment, seed);
+    const features = await embedPixels(ctx, support.pixels, support.count);
+    const head = fitHead(body.head ?? DEFAULT_HEAD, body.C, features, support.count, d, support.labels, set.labelNames.length);
+    const existed = ctx.store.get(name) !== undefined;
+    const record: StoredClassifier = {
+      format: STORE_FORMAT, version: STORE_VERSION, name, labels: set.labelNames, head: head.toJSON(), headKind: head.kind,
+      featureDim: d, modelSha256: ctx.model.sha256, supportImages: support.count, augment, seed, createdAt: new Date().toISOString(),
+    };
+    await ctx.store.put(record);
+    reply.code(existed ? 200 : 201);
+    return summarize(record);
+  });
+
+  app.get('/v1/classifiers', async () => ({ classifiers: ctx.store.list() }));
+
+  app.get<{ Params: { name: string } }>('/v1/classifiers/:name', { schema: { params: nameParams } }, async (req) => {
+    return summarize(stored(ctx, req.params.name));
+  });
+
+  app.delete<{ Params: { name: string } }>('/v1/classifiers/:name', { schema: { params: nameParams } }, async (req) => {
+    const { name } = req.params;
+    if (!(await ctx.store.delete(name))) throw notFound('params.name', `no classifier named ${JSON.stringify(name)}`);
+    return { deleted: name };
+  });
+
+  app.post<{ Params: { name: string }; Body: { queries: ImageInput[] } }>('/v1/classifiers/:name/predict', { schema: { params: nameParams, body: predictBody } }, async (req) => {
+    const classifier = stored(ctx, req.params.name);
+    if (classifier.modelSha256 !== ctx.model.sha256 || classifier.featureDim !== d) {
+      throw conflict('params.name', `classifier ${JSON.stringify(classifier.name)} was fitted on features of another model (sha256 ${classifier.modelSha256.slice(0, 12)}...); fit it again with PUT`);
+    }
+    const { queries } = req.body;
+    checkImageCount([{ field: 'body.queries', inputs: queries, fieldOf: queryField }], ctx.limits);
+    const decoded = await decode(ctx, queries, queryField);
+    const features = await embedPixels(ctx, decoded.pixels, decoded.count);
+    const head = headFromJSON(classifier.head as Parameters<typeof headFromJSON>[0]);
+    return { name: classifier.name, labels: classifier.labels, predictions: predictions(head, features, decoded.count, classifier.labels) };
+  });
+}
+
+function stored(ctx: ServerContext, name: string): StoredClassifier {
+  const c = ctx.store.get(name);
+  if (!c) throw notFound('params.name', `no classifier named ${JSON.stringify(name)}`);
+  return c;
+}
