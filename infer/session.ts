@@ -1,0 +1,295 @@
+/**
+ * ONNX Runtime feature extraction for any image backbone: the model's metadata_props (written by `skd export`)
+ * say how to preprocess; a foreign graph is described by overrides (the command-line flags). Execution provider
+ * choice: 'cpu', 'cuda' (an error when the CUDA provider is not installed) or 'auto' (CUDA when it loads, else CPU,
+ * said once on stderr).
+ */
+import { readFile } from 'node:fs/promises';
+import * as ort from 'onnxruntime-node';
+import { UserError } from '../data/errors.js';
+import type { Normalization } from '../data/types.js';
+import { readOnnxMetadataProps } from './onnx-metadata.js';
+
+export type Device = 'auto' | 'cpu' | 'cuda';
+export const DEVICES: readonly Device[] = ['auto', 'cpu', 'cuda'];
+
+export interface Preprocessing {
+  /** Layout of the image input: NCHW (PyTorch, skd export default) or NHWC. */
+  layout: 'nchw' | 'nhwc';
+  /** Input height = width in pixels. */
+  size: number;
+  channelOrder: 'rgb';
+  /** Per-channel mean and std on the 0-1 scale. */
+  mean: [number, number, number];
+  std: [number, number, number];
+  /** True when the graph normalises itself (feed pixels / 255); false when it takes (pixels / 255 - mean) / std. */
+  normalizationInGraph: boolean;
+  inputName: string;
+  outputName: string;
+}
+
+export interface OpenOptions {
+  /** Default 'auto'. */
+  device?: Device;
+  /** intraOpNumThreads; default: onnxruntime's (one per core). */
+  threads?: number;
+  /** Name of the feature output (wins over overrides.outputName). Default 'features', or the only output. */
+  output?: string;
+  /** Wins over the model's metadata (flags describing a foreign graph). */
+  overrides?: Partial<Preprocessing>;
+  /** Used only where both the metadata and the overrides are silent (for example a dataset's normalisation). */
+  defaults?: Partial<Preprocessing>;
+  /** Where the one-line provider fallback notice goes. Default: stderr. */
+  log?: (line: string) => void;
+}
+
+/** Preprocessing keys in metadata_props (see export/metadata.ts). */
+const META = {
+  layout: 'skd.layout', size: 'skd.image_size', channelOrder: 'skd.channel_order', mean: 'skd.mean', std: 'skd.std',
+  inGraph: 'skd.normalization_in_graph', valueRange: 'skd.value_range', featureDim: 'skd.feature_dim', input: 'skd.input',
+} as const;
+
+let fallbackNoticeShown = false;
+
+export class FeatureExtractor {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly preprocessing: Preprocessing,
+    readonly featureDim: number,
+    readonly metadata: Record<string, string>,
+    /** The execution provider the session runs on. */
+    readonly provider: 'cuda' | 'cpu',
+    readonly modelPath: string,
+  ) {}
+
+  static async open(modelPath: string, opts: OpenOptions = {}): Promise<FeatureExtractor> {
+    const device = opts.device ?? 'auto';
+    if (!DEVICES.includes(device)) throw new UserError(`unknown device '${String(device)}': expected ${DEVICES.join(', ')}`);
+    if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 0)) {
+      throw new UserError(`--threads must be a non-negative integer (0 = one per core), got ${opts.threads}`);
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(modelPath);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new UserError(`model file not found: ${modelPath}`);
+      if (code === 'EISDIR') throw new UserError(`${modelPath} is a directory, expected an ONNX file`);
+      throw new UserError(`cannot read ${modelPath}: ${(err as Error).message}`);
+    }
+    let metadata: Record<string, string>;
+    try {
+      metadata = readOnnxMetadataProps(bytes);
+    } catch (err) {
+      throw new UserError(`${modelPath} is not an ONNX model (${(err as Error).message})`);
+    }
+    const { session, provider } = await createSession(modelPath, bytes, device, opts.threads, opts.log);
+    try {
+      const preprocessing = resolvePreprocessing(modelPath, session, metadata, opts);
+      const featureDim = await probeFeatureDim(modelPath, session, preprocessing, metadata);
+      return new FeatureExtractor(session, preprocessing, featureDim, metadata, provider, modelPath);
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
+  }
+
+  /** The normalisation to apply to pixels / 255 before feeding (identity when the graph normalises itself). */
+  inputNormalization(): Normalization {
+    const p = this.preprocessing;
+    return p.normalizationInGraph ? { mean: [0, 0, 0], std: [1, 1, 1] } : { mean: p.mean, std: p.std };
+  }
+
+  /**
+   * Features of `count` images given as normalised float NHWC (size x size x 3 each): count x featureDim, raw
+   * (not L2-normalised). Runs batches of `batchSize` (default 128).
+   */
+  async extract(images: Float32Array, count: number, opts: { batchSize?: number } = {}): Promise<Float32Array> {
+    const { size, layout, inputName, outputName } = this.preprocessing;
+    const imageSize = size * size * 3;
+    if (images.length !== count * imageSize) {
+      throw new RangeError(`extract: ${images.length} values for ${count} images of ${size}x${size}x3`);
+    }
+    const batchSize = Math.max(1, Math.floor(opts.batchSize ?? 128));
+    const D = this.featureDim;
+    const out = new Float32Array(count * D);
+    const scratch = layout === 'nchw' ? new Float32Array(Math.min(batchSize, count) * imageSize) : null;
+    for (let start = 0; start < count; start += batchSize) {
+      const b = Math.min(batchSize, count - start);
+      const slice = images.subarray(start * imageSize, (start + b) * imageSize);
+      let input: ort.Tensor;
+      if (scratch) {
+        const nchw = scratch.subarray(0, b * imageSize);
+        nhwcToNchw(slice, nchw, b, size, size, 3);
+        input = new ort.Tensor('float32', nchw, [b, 3, size, size]);
+      } else {
+        input = new ort.Tensor('float32', slice, [b, size, size, 3]);
+      }
+      const result = await this.session.run({ [inputName]: input }, [outputName]);
+      const value = result[outputName] as ort.Tensor;
+      const data = value.data as Float32Array;
+      if (data.length !== b * D) throw new Error(`output '${outputName}' gave ${data.length} values for ${b} images, expected ${b * D}`);
+      out.set(data, start * D);
+      value.dispose();
+    }
+    return out;
+  }
+
+  /** uint8 RGB NHWC pixels at size x size, normalised as the preprocessing says, then extract. */
+  async extractPixels(pixels: Uint8Array, count: number, opts: { batchSize?: number } = {}): Promise<Float32Array> {
+    const size = this.preprocessing.size;
+    if (pixels.length !== count * size * size * 3) {
+      throw new RangeError(`extractPixels: ${pixels.length} bytes for ${count} images of ${size}x${size}x3`);
+    }
+    const { mean, std } = this.inputNormalization();
+    const lut = new Float32Array(3 * 256);
+    for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = (Math.fround(v / 255) - mean[c]) / std[c];
+    const images = new Float32Array(pixels.length);
+    for (let i = 0; i < pixels.length; i++) images[i] = lut[(i % 3) * 256 + pixels[i]!]!;
+    return this.extract(images, count, opts);
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+async function createSession(
+  modelPath: string, bytes: Uint8Array, device: Device, threads: number | undefined, log: ((line: string) => void) | undefined,
+): Promise<{ session: ort.InferenceSession; provider: 'cuda' | 'cpu' }> {
+  // onnxruntime logs a failed CUDA load as an error line of its own; the outcome reaches us as an exception.
+  ort.env.logLevel = 'fatal';
+  const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', interOpNumThreads: 1 };
+  if (threads !== undefined && threads > 0) base.intraOpNumThreads = threads;
+  const create = async (ep: 'cuda' | 'cpu') => ort.InferenceSession.create(bytes, { ...base, executionProviders: [ep] });
+  if (device !== 'cpu') {
+    try {
+      return { session: await create('cuda'), provider: 'cuda' };
+    } catch (err) {
+      const reason = firstLine((err as Error).message);
+      if (device === 'cuda') {
+        throw new UserError(`--device cuda: the CUDA execution provider could not be loaded (${reason}); install onnxruntime-node with CUDA support, or use --device cpu`);
+      }
+      if (!fallbackNoticeShown) {
+        fallbackNoticeShown = true;
+        (log ?? ((line: string) => process.stderr.write(line + '\n')))(`skd: CUDA execution provider not available (${reason}); running on CPU`);
+      }
+    }
+  }
+  try {
+    return { session: await create('cpu'), provider: 'cpu' };
+  } catch (err) {
+    throw new UserError(`cannot load ${modelPath} in onnxruntime: ${firstLine((err as Error).message)}`);
+  }
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0]!.trim();
+}
+
+function parseTriple(value: string, key: string, modelPath: string): [number, number, number] {
+  let parsed: unknown;
+  try { parsed = JSON.parse(value); } catch { parsed = null; }
+  if (!Array.isArray(parsed) || parsed.length !== 3 || !parsed.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    throw new UserError(`${modelPath}: metadata ${key} = ${value} is not a JSON array of 3 numbers`);
+  }
+  return parsed as [number, number, number];
+}
+
+function resolvePreprocessing(modelPath: string, session: ort.InferenceSession, meta: Record<string, string>, opts: OpenOptions): Preprocessing {
+  const over = opts.overrides ?? {};
+  const dflt = opts.defaults ?? {};
+  const inputs = session.inputNames;
+  const outputs = session.outputNames;
+
+  const inputName = over.inputName ?? meta[META.input] ?? (inputs.length === 1 ? inputs[0]! : 'images');
+  if (!inputs.includes(inputName)) {
+    throw new UserError(`${modelPath} has no input '${inputName}'; its inputs are: ${inputs.join(', ')}`);
+  }
+  const outputName = opts.output ?? over.outputName ?? (outputs.includes('features') ? 'features' : outputs.length === 1 ? outputs[0]! : 'features');
+  if (!outputs.includes(outputName)) {
+    throw new UserError(`${modelPath} has no output '${outputName}'; its outputs are: ${outputs.join(', ')} (choose one with --output)`);
+  }
+
+  const inputMeta = session.inputMetadata[inputs.indexOf(inputName)];
+  const shape = inputMeta && inputMeta.isTensor ? inputMeta.shape : [];
+  if (inputMeta && inputMeta.isTensor && inputMeta.type !== 'float32') {
+    throw new UserError(`${modelPath}: input '${inputName}' takes ${inputMeta.type}, expected float32 images`);
+  }
+  const shapeLayout = shape.length === 4 ? (shape[1] === 3 ? 'nchw' : shape[3] === 3 ? 'nhwc' : undefined) : undefined;
+  const metaLayout = meta[META.layout];
+  if (metaLayout !== undefined && metaLayout !== 'nchw' && metaLayout !== 'nhwc') {
+    throw new UserError(`${modelPath}: metadata ${META.layout} = '${metaLayout}', expected nchw or nhwc`);
+  }
+  const layout = over.layout ?? (metaLayout as 'nchw' | 'nhwc' | undefined) ?? shapeLayout ?? dflt.layout;
+  if (!layout) throw new UserError(`${modelPath}: cannot tell the input layout (no ${META.layout} metadata); pass --layout nchw or nhwc`);
+
+  const spatial = shape.length === 4 ? (layout === 'nchw' ? [shape[2], shape[3]] : [shape[1], shape[2]]) : [];
+  const shapeSize = typeof spatial[0] === 'number' && spatial[0] === spatial[1] ? spatial[0] : undefined;
+  const metaSize = meta[META.size] !== undefined ? Number(meta[META.size]) : undefined;
+  const size = over.size ?? metaSize ?? shapeSize ?? dflt.size;
+  if (size === undefined || !Number.isInteger(size) || size < 1) {
+    throw new UserError(`${modelPath}: cannot tell the input image size (no ${META.size} metadata); pass --size`);
+  }
+  if (shape.length === 4) {
+    const channels = layout === 'nchw' ? shape[1] : shape[3];
+    if (typeof channels === 'number' && channels !== 3) {
+      throw new UserError(`${modelPath}: input '${inputName}' has shape [${shape.join(', ')}], which is not ${layout} with 3 channels (check --layout)`);
+    }
+    for (const s of spatial) {
+      if (typeof s === 'number' && s !== size) throw new UserError(`${modelPath}: input '${inputName}' has shape [${shape.join(', ')}] but the image size is ${size}`);
+    }
+  } else if (shape.length !== 0) {
+    throw new UserError(`${modelPath}: input '${inputName}' has shape [${shape.join(', ')}], expected a 4-d image batch`);
+  }
+
+  const channelOrder = meta[META.channelOrder] ?? 'rgb';
+  if (channelOrder !== 'rgb') throw new UserError(`${modelPath}: channel order '${channelOrder}' is not supported (expected rgb)`);
+  const mean = over.mean ?? (meta[META.mean] !== undefined ? parseTriple(meta[META.mean], META.mean, modelPath) : dflt.mean);
+  const std = over.std ?? (meta[META.std] !== undefined ? parseTriple(meta[META.std], META.std, modelPath) : dflt.std);
+  const metaInGraph = meta[META.inGraph] !== undefined ? meta[META.inGraph] === 'true' : meta[META.valueRange] === '0-1' ? true : undefined;
+  const normalizationInGraph = over.normalizationInGraph ?? metaInGraph ?? dflt.normalizationInGraph ?? false;
+  if (!normalizationInGraph && (!mean || !std)) {
+    throw new UserError(`${modelPath}: no normalisation in the metadata (${META.mean}, ${META.std}); pass --mean and --std`);
+  }
+  if (std && std.some((s) => !(s > 0))) throw new UserError(`std must be positive, got [${std.join(', ')}]`);
+  return {
+    layout, size, channelOrder: 'rgb', mean: mean ?? [0, 0, 0], std: std ?? [1, 1, 1], normalizationInGraph, inputName, outputName,
+  };
+}
+
+/** Runs one blank image to learn (and check) the width of the feature output. */
+async function probeFeatureDim(modelPath: string, session: ort.InferenceSession, p: Preprocessing, meta: Record<string, string>): Promise<number> {
+  const dims = p.layout === 'nchw' ? [1, 3, p.size, p.size] : [1, p.size, p.size, 3];
+  let result: ort.InferenceSession.ReturnType;
+  try {
+    result = await session.run({ [p.inputName]: new ort.Tensor('float32', new Float32Array(3 * p.size * p.size), dims) }, [p.outputName]);
+  } catch (err) {
+    throw new UserError(`${modelPath} does not run on a ${p.layout} ${p.size}x${p.size} image: ${firstLine((err as Error).message)} (check --layout and --size)`);
+  }
+  const out = result[p.outputName] as ort.Tensor;
+  const shape = out.dims;
+  const flat = shape.length === 2 || (shape.length === 4 && shape[2] === 1 && shape[3] === 1);
+  if (out.type !== 'float32' || !flat || shape[0] !== 1 || !(shape[1]! > 0)) {
+    throw new UserError(`${modelPath}: output '${p.outputName}' is ${out.type} [${shape.join(', ')}] per image; a head needs float32 features [batch, D] (choose another with --output)`);
+  }
+  const dim = shape[1]!;
+  const metaDim = meta[META.featureDim];
+  if (metaDim !== undefined && p.outputName === 'features' && Number(metaDim) !== dim) {
+    throw new UserError(`${modelPath}: metadata says ${META.featureDim} = ${metaDim} but output '${p.outputName}' has ${dim} values`);
+  }
+  out.dispose();
+  return dim;
+}
+
+/** Transposes a batch from NHWC to NCHW. */
+export function nhwcToNchw(src: Float32Array, dst: Float32Array, n: number, h: number, w: number, c: number): void {
+  const plane = h * w;
+  for (let i = 0; i < n; i++) {
+    const base = i * plane * c;
+    for (let ch = 0; ch < c; ch++) {
+      const dstBase = base + ch * plane;
+      for (let p = 0; p < plane; p++) dst[dstBase + p] = src[base + p * c + ch]!;
+    }
+  }
+}
