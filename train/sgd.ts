@@ -5,63 +5,48 @@
  * the reference passes model.parameters() to SGD.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { NamedWeights } from '../models/spec.js';
 
 export interface SgdOptions {
   momentum: number;
   weightDecay: number;
 }
 
-/** One trainable tensor and the PyTorch-layout name the momentum buffer is saved under. */
-export interface NamedVariable {
-  name: string;
-  variable: tf.Variable;
-}
-
 export class Sgd {
-  private readonly buffers = new Map<string, tf.Variable>();
+  /** Momentum buffers, parallel to the variables, in the variables' own layout. */
+  private readonly buffers: tf.Variable[];
 
-  constructor(private readonly params: NamedVariable[], readonly options: SgdOptions) {
-    for (const p of params) this.buffers.set(p.name, tf.variable(tf.zerosLike(p.variable), false));
+  constructor(private readonly variables: tf.Variable[], readonly options: SgdOptions) {
+    this.buffers = variables.map((v) => tf.variable(tf.zerosLike(v), false));
   }
 
-  /** Applies one update with the given gradients, keyed by tf.Variable name (as tf.variableGrads returns them). */
+  /** Applies one update with gradients keyed by tf.Variable name (as tf.variableGrads returns them). */
   step(grads: tf.NamedTensorMap, lr: number): void {
     const { momentum, weightDecay } = this.options;
     tf.tidy(() => {
-      for (const p of this.params) {
-        const g0 = grads[p.variable.name];
-        if (!g0) throw new Error(`no gradient for ${p.name}`);
-        const g = weightDecay !== 0 ? tf.add(g0, tf.mul(p.variable, weightDecay)) : g0;
-        const buf = this.buffers.get(p.name)!;
+      this.variables.forEach((v, i) => {
+        const g0 = grads[v.name];
+        if (!g0) throw new Error(`no gradient for ${v.name}`);
+        const g = weightDecay !== 0 ? tf.add(g0, tf.mul(v, weightDecay)) : g0;
+        const buf = this.buffers[i];
         const next = tf.add(tf.mul(buf, momentum), g);
         buf.assign(next);
-        p.variable.assign(tf.sub(p.variable, tf.mul(next, lr)));
-      }
+        v.assign(tf.sub(v, tf.mul(next, lr)));
+      });
     });
   }
 
-  /**
-   * Momentum buffers in the layout the checkpoint stores (the caller converts each variable's layout to
-   * PyTorch's with `toTorch`, the same conversion it uses for the weights).
-   */
-  async getMomentum(toTorch: (name: string, t: tf.Tensor) => Promise<{ data: Float32Array; shape: number[] }>): Promise<NamedWeights> {
-    const out: NamedWeights = new Map();
-    for (const [name, buf] of this.buffers) out.set(name, await toTorch(name, buf));
-    return out;
+  /** The momentum buffers, parallel to the variables (owned by the optimiser; do not dispose). */
+  momentumBuffers(): tf.Tensor[] {
+    return this.buffers;
   }
 
-  /** Restores buffers from a checkpoint (converted to each variable's layout by `fromTorch`). */
-  setMomentum(saved: NamedWeights, fromTorch: (name: string, t: { data: Float32Array; shape: number[] }) => tf.Tensor): void {
-    for (const [name, buf] of this.buffers) {
-      const s = saved.get(name);
-      if (!s) throw new Error(`momentum buffer ${name} is missing`);
-      tf.tidy(() => buf.assign(fromTorch(name, s)));
-    }
+  /** Restores the buffers from tensors parallel to the variables (same layouts). */
+  setMomentumBuffers(tensors: tf.Tensor[]): void {
+    if (tensors.length !== this.buffers.length) throw new Error(`expected ${this.buffers.length} momentum buffers, got ${tensors.length}`);
+    tensors.forEach((t, i) => this.buffers[i].assign(t));
   }
 
   dispose(): void {
-    for (const b of this.buffers.values()) b.dispose();
-    this.buffers.clear();
+    for (const b of this.buffers) b.dispose();
   }
 }

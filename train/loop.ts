@@ -1,0 +1,197 @@
+/**
+ * The epoch loop both generations share: shuffled drop-last batches from the seeded stream, augmentation,
+ * one optimiser step per batch (the generation supplies it), optional few-shot validation, an atomic
+ * checkpoint after every epoch, the JSONL log and the progress hooks. A non-finite loss stops the run
+ * before the bad update is applied; the checkpoint on disk stays the last good one.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { augmentBatch } from '../data/augment.js';
+import { UserError } from '../data/errors.js';
+import type { Rng } from '../data/rng.js';
+import type { ImageSet, Normalization } from '../data/types.js';
+import type { NamedWeights } from '../models/spec.js';
+import type { TfModel } from '../models/tfjs.js';
+import { writeCheckpoint, type Checkpoint } from './checkpoint.js';
+import type { TrainConfig } from './config.js';
+import { appendLog, type TrainHooks } from './progress.js';
+import { learningRateAt } from './schedule.js';
+import type { Sgd } from './sgd.js';
+import type { EpochRecord, ValidationRecord } from './types.js';
+import { fewShotValidate } from './validate.js';
+
+/** What one optimiser step reports. */
+export interface StepResult {
+  loss: number;
+  parts: Record<string, number>;
+  /** Correct top-1 predictions on the unrotated rows. */
+  correct: number;
+  /** Gen-0: correct rotation predictions over all rotated rows, and how many rows. */
+  rotCorrect?: number;
+  rotRows?: number;
+}
+
+/** Thrown by a step whose loss is NaN or infinite, before the update is applied. */
+export class NonFiniteLossError extends Error {
+  constructor(readonly loss: number) {
+    super(`loss is ${loss}`);
+  }
+}
+
+/** One optimiser step on a normalised, augmented batch [B, H, W, C] with labels [B] at learning rate lr. */
+export type StepFn = (x: tf.Tensor4D, labels: Int32Array, lr: number) => StepResult;
+
+export interface LoopState {
+  /** Completed epochs. */
+  epoch: number;
+  step: number;
+  rng: Rng;
+  history: EpochRecord[];
+}
+
+export interface TrainResult {
+  generation: number;
+  /** The checkpoint holding the final weights. */
+  checkpoint: string;
+  config: TrainConfig;
+  history: EpochRecord[];
+  /** Few-shot validation of the network before this run's first epoch (fresh runs with validation on). */
+  initialValidation?: ValidationRecord;
+}
+
+export interface EpochLoopArgs {
+  generation: number;
+  config: TrainConfig;
+  model: TfModel;
+  sgd: Sgd;
+  train: ImageSet;
+  val?: ImageSet;
+  normalization: Normalization;
+  checkpointPath: string;
+  state: LoopState;
+  step: StepFn;
+  hooks: TrainHooks;
+}
+
+/** Few-shot validation with the loop's settings (5-way 1-shot, episode i seeded with i). */
+export function validate(args: Pick<EpochLoopArgs, 'model' | 'val' | 'config' | 'normalization'>): ValidationRecord | undefined {
+  if (!args.val) return undefined;
+  return fewShotValidate(args.model, args.val, {
+    ways: 5, shots: 1, queries: 15, episodes: args.config.valEpisodes, seed: 0, normalization: args.normalization,
+  });
+}
+
+function allFinite(weights: NamedWeights): boolean {
+  for (const t of weights.values()) for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) return false;
+  return true;
+}
+
+/** Writes the loop's current state as a checkpoint; refuses (returns false) when the weights are not finite. */
+async function saveCheckpoint(args: EpochLoopArgs, complete: boolean): Promise<boolean> {
+  const { model, sgd, config, state } = args;
+  const weights = model.getWeights();
+  if (!allFinite(weights)) return false;
+  const ckpt: Checkpoint = {
+    formatVersion: 1,
+    spec: model.spec,
+    weights,
+    optimizer: {
+      kind: 'sgd',
+      momentum: model.toNamedWeights(sgd.momentumBuffers()),
+      momentumFactor: sgd.options.momentum,
+      weightDecay: sgd.options.weightDecay,
+      learningRate: learningRateAt(config.learningRate, config.lrDecayEpochs, Math.max(1, state.epoch)),
+    },
+    epoch: state.epoch,
+    step: state.step,
+    rng: state.rng.getState(),
+    dropBlockCalls: model.dropBlockCalls,
+    config: { ...config, dropoutSeed: model.dropoutSeed },
+    generation: args.generation,
+    complete,
+    history: state.history,
+  };
+  await writeCheckpoint(args.checkpointPath, ckpt);
+  return true;
+}
+
+function divergedMessage(args: EpochLoopArgs, epoch: number, stepInEpoch: number, detail: string): string {
+  const { state, checkpointPath, generation } = args;
+  const kept = state.epoch > 0
+    ? `the last good checkpoint, ${checkpointPath} (epoch ${state.epoch}), is kept`
+    : 'no checkpoint had been written yet';
+  return `training stopped: ${detail} at gen${generation} epoch ${epoch} step ${stepInEpoch}; ${kept}. Lower --learning_rate (now ${args.config.learningRate}) and try again.`;
+}
+
+/** Runs epochs state.epoch + 1 .. config.epochs, mutating state. Returns the full history. */
+export async function runEpochs(args: EpochLoopArgs): Promise<EpochRecord[]> {
+  const { config, train, state, hooks, generation } = args;
+  const batchSize = config.batchSize;
+  const fullSteps = Math.floor(train.count / batchSize);
+  if (fullSteps < 1) throw new UserError(`the training set has ${train.count} images, fewer than one batch of ${batchSize}; lower --batch_size`);
+  const steps = Math.min(fullSteps, config.maxStepsPerEpoch ?? fullSteps);
+  const augment = { padding: config.padding, flip: config.flip, jitter: config.jitter, normalization: args.normalization };
+
+  for (let epoch = state.epoch + 1; epoch <= config.epochs; epoch++) {
+    const lr = learningRateAt(config.learningRate, config.lrDecayEpochs, epoch);
+    const started = performance.now();
+    let trainSeconds = 0;
+    const order = state.rng.permutation(train.count);
+    const sums: Record<string, number> = {};
+    let lossSum = 0;
+    let correct = 0;
+    let rotCorrect = 0;
+    let rotRows = 0;
+    for (let s = 0; s < steps; s++) {
+      const stepStart = performance.now();
+      const indices = order.subarray(s * batchSize, (s + 1) * batchSize);
+      const labels = Int32Array.from(indices, (i) => train.labels[i]);
+      const pixels = augmentBatch(train, indices, state.rng, augment);
+      const x = tf.tensor4d(pixels, [batchSize, train.height, train.width, train.channels]);
+      let r: StepResult;
+      try {
+        r = args.step(x, labels, lr);
+      } catch (err) {
+        if (err instanceof NonFiniteLossError) throw new UserError(divergedMessage(args, epoch, s + 1, `the loss became ${err.loss}`));
+        throw err;
+      } finally {
+        x.dispose();
+      }
+      trainSeconds += (performance.now() - stepStart) / 1000;
+      state.step++;
+      lossSum += r.loss;
+      for (const [k, v] of Object.entries(r.parts)) sums[k] = (sums[k] ?? 0) + v;
+      correct += r.correct;
+      rotCorrect += r.rotCorrect ?? 0;
+      rotRows += r.rotRows ?? 0;
+      const done = s + 1;
+      hooks.onStep?.({
+        generation, epoch, epochs: config.epochs, step: done, steps, lr,
+        loss: lossSum / done,
+        parts: Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / done])),
+        acc: (100 * correct) / (done * batchSize),
+        imagesPerSecond: (done * batchSize) / trainSeconds,
+      });
+    }
+    const val = config.valEvery > 0 && (epoch % config.valEvery === 0 || epoch === config.epochs) ? validate(args) : undefined;
+    const record: EpochRecord = {
+      generation, epoch, lr, steps,
+      loss: lossSum / steps,
+      parts: Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / steps])),
+      acc: (100 * correct) / (steps * batchSize),
+      ...(rotRows > 0 ? { rotAcc: (100 * rotCorrect) / rotRows } : {}),
+      imagesPerSecond: (steps * batchSize) / trainSeconds,
+      seconds: (performance.now() - started) / 1000,
+      ...(val ? { val } : {}),
+    };
+    state.epoch = epoch;
+    state.history.push(record);
+    if (!(await saveCheckpoint(args, epoch === config.epochs))) {
+      state.epoch = epoch - 1;
+      state.history.pop();
+      throw new UserError(divergedMessage(args, epoch, steps, 'the weights became non-finite'));
+    }
+    await appendLog(config.out, record);
+    hooks.onEpoch?.(record);
+  }
+  return state.history;
+}

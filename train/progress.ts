@@ -1,0 +1,113 @@
+/**
+ * What a training run shows and records: a progress bar per epoch on a TTY (one line per epoch otherwise),
+ * both on stderr, and log.jsonl with one JSON record per epoch.
+ */
+import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import type { EpochRecord } from './types.js';
+
+export interface StepInfo {
+  generation: number;
+  epoch: number;
+  epochs: number;
+  step: number;
+  steps: number;
+  lr: number;
+  /** Running means over the epoch so far. */
+  loss: number;
+  parts: Record<string, number>;
+  acc: number;
+  imagesPerSecond: number;
+}
+
+export interface TrainHooks {
+  /** After every optimiser step. */
+  onStep?: (info: StepInfo) => void;
+  /** After every epoch (and its validation and checkpoint). */
+  onEpoch?: (record: EpochRecord) => void;
+  /** Notes (backend, resume, recipe remarks) as single lines. */
+  log?: (line: string) => void;
+}
+
+function fmt(v: number, digits = 4): string {
+  return Number.isFinite(v) ? v.toFixed(digits) : String(v);
+}
+
+function partsText(parts: Record<string, number>): string {
+  return Object.entries(parts).map(([k, v]) => `${k} ${fmt(v)}`).join(' ');
+}
+
+/** One human-readable line summarising an epoch. */
+export function epochLine(r: EpochRecord, epochs: number): string {
+  const val = r.val ? ` | val ${r.val.ways}w${r.val.shots}s ${r.val.accuracy.toFixed(2)}% ±${r.val.ci95.toFixed(2)}` : '';
+  const rot = r.rotAcc !== undefined ? ` rot-acc ${r.rotAcc.toFixed(1)}%` : '';
+  return `gen${r.generation} epoch ${r.epoch}/${epochs} lr ${r.lr.toPrecision(3)} | loss ${fmt(r.loss)} (${partsText(r.parts)}) acc ${r.acc.toFixed(1)}%${rot} | ${r.imagesPerSecond.toFixed(1)} img/s ${r.seconds.toFixed(1)} s${val}`;
+}
+
+/**
+ * Hooks for a terminal: a cli-progress bar per epoch when stderr is a TTY, else one line per epoch.
+ * Everything goes to stderr so that stdout stays free for machine-readable output.
+ */
+export function consoleHooks(opts: { tty?: boolean; stream?: NodeJS.WriteStream } = {}): TrainHooks & { close(): void } {
+  const stream = opts.stream ?? process.stderr;
+  const tty = opts.tty ?? Boolean(stream.isTTY);
+  let bar: cliProgress.SingleBar | undefined;
+  let epochs = 0;
+  const clear = (): void => { bar?.stop(); bar = undefined; };
+  return {
+    log: (line) => { clear(); stream.write(line + '\n'); },
+    onStep: (s) => {
+      epochs = s.epochs;
+      if (!tty) return;
+      const payload = { head: `gen${s.generation} epoch ${s.epoch}/${s.epochs}`, stats: `loss ${fmt(s.loss)} ${partsText(s.parts)} acc ${s.acc.toFixed(1)}% ${s.imagesPerSecond.toFixed(1)} img/s` };
+      if (!bar) {
+        bar = new cliProgress.SingleBar({ stream, format: '{head} [{bar}] {value}/{total} | {stats}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic);
+        bar.start(s.steps, s.step, payload);
+      } else bar.update(s.step, payload);
+    },
+    onEpoch: (r) => { clear(); stream.write(epochLine(r, epochs || r.epoch) + '\n'); },
+    close: clear,
+  };
+}
+
+/** The JSON record log.jsonl stores for an epoch (flat, snake_case, easy to load in pandas). */
+export function logRecord(r: EpochRecord): Record<string, unknown> {
+  return {
+    generation: r.generation, epoch: r.epoch, lr: r.lr, steps: r.steps, loss: r.loss, ...r.parts, acc: r.acc,
+    ...(r.rotAcc !== undefined ? { rot_acc: r.rotAcc } : {}),
+    imgs_per_s: r.imagesPerSecond, seconds: r.seconds,
+    ...(r.val ? { val_acc: r.val.accuracy, val_ci95: r.val.ci95, val_episodes: r.val.episodes, val_ways: r.val.ways, val_shots: r.val.shots } : {}),
+  };
+}
+
+export const LOG_FILE = 'log.jsonl';
+
+export async function appendLog(outDir: string, r: EpochRecord): Promise<void> {
+  await appendFile(join(outDir, LOG_FILE), JSON.stringify(logRecord(r)) + '\n');
+}
+
+/**
+ * On resume, makes log.jsonl agree with the checkpoint: keeps other generations' lines, replaces this
+ * generation's with the checkpoint's history (a run killed between checkpoint and log leaves no gap or extra).
+ */
+export async function rewriteLogForResume(outDir: string, generation: number, history: EpochRecord[]): Promise<void> {
+  const path = join(outDir, LOG_FILE);
+  let kept: string[] = [];
+  try {
+    kept = (await readFile(path, 'utf8')).split('\n').filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        return (JSON.parse(line) as { generation?: number }).generation !== generation;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    kept = [];
+  }
+  const lines = [...kept, ...history.map((r) => JSON.stringify(logRecord(r)))];
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, lines.map((l) => l + '\n').join(''));
+  await rename(tmp, path);
+}

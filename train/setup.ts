@@ -1,0 +1,95 @@
+/** Pieces both generations use before their loop: data, the output folder, and picking up a checkpoint. */
+import { access, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { datasetNormalization, loadDataset } from '../data/datasets.js';
+import { UserError } from '../data/errors.js';
+import { Rng } from '../data/rng.js';
+import type { ImageSet, Normalization } from '../data/types.js';
+import type { ModelSpec } from '../models/spec.js';
+import { describeSpecMismatch, readCheckpoint, type Checkpoint } from './checkpoint.js';
+import { RESULT_AFFECTING_KEYS, type TrainConfig } from './config.js';
+import type { LoopState } from './loop.js';
+import { rewriteLogForResume, type TrainHooks } from './progress.js';
+
+export interface TrainData {
+  train: ImageSet;
+  val?: ImageSet;
+  normalization: Normalization;
+}
+
+/** The training split, and the val split when validation is on. */
+export async function loadTrainData(config: TrainConfig): Promise<TrainData> {
+  const common = {
+    dataset: config.dataset, dataRoot: config.dataRoot, imageSize: config.imageSize,
+    toy: { seed: config.seed, imagesPerClass: config.imagesPerClass },
+  };
+  const train = await loadDataset({ ...common, split: 'train' });
+  const val = config.valEvery > 0 ? await loadDataset({ ...common, split: 'val' }) : undefined;
+  return { train, val, normalization: datasetNormalization(config.dataset) };
+}
+
+export function checkpointPathFor(out: string, generation: number): string {
+  return join(out, `gen${generation}.safetensors`);
+}
+
+export async function fileExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function prepareOutDir(out: string): Promise<void> {
+  try {
+    await mkdir(out, { recursive: true });
+  } catch (err) {
+    throw new UserError(`cannot create the output folder ${out}: ${(err as Error).message}`);
+  }
+}
+
+/** Differences in result-affecting settings between a checkpoint's run and this one, as "key a -> b". */
+function configChanges(saved: Record<string, unknown>, now: TrainConfig): string[] {
+  const out: string[] = [];
+  for (const k of RESULT_AFFECTING_KEYS) {
+    const a = JSON.stringify(saved[k]);
+    const b = JSON.stringify(now[k]);
+    if (a !== b) out.push(`${k} ${a ?? 'unset'} -> ${b ?? 'unset'}`);
+  }
+  return out;
+}
+
+export interface StartingPoint {
+  /** The checkpoint being resumed, if any. */
+  checkpoint?: Checkpoint;
+  state: LoopState;
+}
+
+/**
+ * Decides where a generation starts. An existing checkpoint is continued only with `resume`; without it the
+ * run refuses to overwrite it. A resumed checkpoint must describe the same network.
+ */
+export async function startingPoint(args: {
+  path: string; resume: boolean; generation: number; spec: ModelSpec; config: TrainConfig; hooks: TrainHooks;
+}): Promise<StartingPoint> {
+  const { path, resume, generation, spec, config, hooks } = args;
+  if (!(await fileExists(path))) {
+    if (resume) hooks.log?.(`nothing to resume at ${path}; starting gen${generation} from the beginning`);
+    await rewriteLogForResume(config.out, generation, []);
+    return { state: { epoch: 0, step: 0, rng: new Rng(config.seed), history: [] } };
+  }
+  if (!resume) throw new UserError(`${path} already exists; pass --resume to continue that run, or choose another --out`);
+  const ckpt = await readCheckpoint(path);
+  if (ckpt.generation !== generation) throw new UserError(`${path} holds a gen${ckpt.generation} checkpoint, expected gen${generation}`);
+  const mismatch = describeSpecMismatch(spec, ckpt.spec);
+  if (mismatch) throw new UserError(`cannot resume from ${path}: it holds a different network (${mismatch}); use the settings of that run or another --out`);
+  const changes = configChanges(ckpt.config, config);
+  if (changes.length) hooks.log?.(`resuming with changed settings (results will differ from an uninterrupted run): ${changes.join(', ')}`);
+  hooks.log?.(`resuming gen${generation} from ${path} after epoch ${ckpt.epoch}`);
+  await rewriteLogForResume(config.out, generation, ckpt.history);
+  return {
+    checkpoint: ckpt,
+    state: { epoch: ckpt.epoch, step: ckpt.step, rng: Rng.fromState(ckpt.rng), history: [...ckpt.history] },
+  };
+}
