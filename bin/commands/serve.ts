@@ -1,11 +1,149 @@
-import type { CommandModule } from 'yargs';
+/**
+ * `skd serve`: an HTTP service for embeddings and few-shot classification with an ONNX backbone
+ * (see infer/server/). Binds to 127.0.0.1 unless --host says otherwise; SIGTERM or SIGINT finishes the
+ * requests in flight, then exits.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../../data/errors.js';
+import { DEFAULT_LIMITS, type ServerLimits } from '../../infer/server/context.js';
+import { startServer } from '../../infer/server/server.js';
+import { DEVICES, FeatureExtractor, type Device, type Preprocessing } from '../../infer/session.js';
 
-// Placeholder until this capability lands; it says so rather than pretending to work.
-export const serveCommand: CommandModule = {
+interface ServeArgs {
+  model: string;
+  port: number;
+  host: string;
+  store: string;
+  web?: string;
+  device: Device;
+  threads?: number;
+  layout?: string;
+  size?: number;
+  mean?: string;
+  std?: string;
+  output?: string;
+  'body-limit-mb': number;
+  'max-images': number;
+  'max-pixels': number;
+  'max-augment': number;
+  'max-batch': number;
+  'batch-wait-ms': number;
+  'max-queue': number;
+  log: boolean;
+}
+
+/** The browser demo's build output in this package (dist/bin/commands -> ../../../web/dist). */
+const PACKAGE_WEB_DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'web', 'dist');
+
+function parseTriple(text: string, flag: string): [number, number, number] {
+  const parts = text.split(',').map((s) => Number(s.trim()));
+  if (parts.length !== 3 || parts.some((v) => !Number.isFinite(v))) throw new UserError(`${flag} expects three comma-separated numbers (0-1 scale), got '${text}'`);
+  return parts as [number, number, number];
+}
+
+function overridesFrom(args: ServeArgs): Partial<Preprocessing> {
+  const o: Partial<Preprocessing> = {};
+  if (args.layout !== undefined) {
+    if (args.layout !== 'nchw' && args.layout !== 'nhwc') throw new UserError(`--layout must be nchw or nhwc, got '${args.layout}'`);
+    o.layout = args.layout;
+  }
+  if (args.size !== undefined) {
+    if (!Number.isInteger(args.size) || args.size < 1) throw new UserError(`--size must be a positive integer, got ${args.size}`);
+    o.size = args.size;
+  }
+  if (args.mean !== undefined) o.mean = parseTriple(args.mean, '--mean');
+  if (args.std !== undefined) o.std = parseTriple(args.std, '--std');
+  return o;
+}
+
+function limitsFrom(args: ServeArgs): ServerLimits {
+  const limits: ServerLimits = {
+    bodyLimitBytes: Math.round(args['body-limit-mb'] * 1024 * 1024),
+    maxImages: args['max-images'],
+    maxPixels: args['max-pixels'],
+    maxAugment: args['max-augment'],
+    maxBatch: args['max-batch'],
+    batchWaitMs: args['batch-wait-ms'],
+    maxQueuedImages: args['max-queue'],
+  };
+  const flags: Record<keyof ServerLimits, string> = {
+    bodyLimitBytes: '--body-limit-mb', maxImages: '--max-images', maxPixels: '--max-pixels', maxAugment: '--max-augment',
+    maxBatch: '--max-batch', batchWaitMs: '--batch-wait-ms', maxQueuedImages: '--max-queue',
+  };
+  for (const key of Object.keys(limits) as (keyof ServerLimits)[]) {
+    const v = limits[key];
+    const min = key === 'batchWaitMs' || key === 'maxAugment' ? 0 : 1;
+    if (!Number.isFinite(v) || v < min || (key !== 'bodyLimitBytes' && !Number.isInteger(v))) {
+      throw new UserError(`${flags[key]} must be ${min === 0 ? 'a non-negative' : 'a positive'} ${key === 'bodyLimitBytes' ? 'number' : 'integer'}, got ${v}`);
+    }
+  }
+  return limits;
+}
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
   command: 'serve',
-  describe: '(serve: not built yet)',
-  handler: () => {
-    throw new UserError('skd serve is not available in this build yet');
+  describe: 'HTTP service: embeddings, one-call few-shot classification, saved classifiers, metrics',
+  builder: (y: Argv) => y
+    .option('model', { type: 'string', demandOption: true, describe: 'ONNX backbone (from skd export, or a foreign graph described by the flags below)' })
+    .option('port', { type: 'number', default: 8080, describe: 'TCP port (0 picks a free one)' })
+    .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind; 0.0.0.0 exposes the service to the network' })
+    .option('store', { type: 'string', default: './skd-store', describe: 'directory of saved classifiers (one JSON file each, written atomically)' })
+    .option('web', { type: 'string', describe: 'folder of the browser demo served at / (default: web/dist of this package, when built)' })
+    .option('device', { choices: DEVICES, default: 'auto' as Device, describe: 'execution provider' })
+    .option('threads', { type: 'number', describe: 'ONNX Runtime intra-op threads (default: one per core)' })
+    .option('layout', { type: 'string', describe: 'foreign graph: input layout nchw or nhwc' })
+    .option('size', { type: 'number', describe: 'foreign graph: input height = width' })
+    .option('mean', { type: 'string', describe: 'foreign graph: per-channel mean, 0-1 scale, "r,g,b"' })
+    .option('std', { type: 'string', describe: 'foreign graph: per-channel std, 0-1 scale, "r,g,b"' })
+    .option('output', { type: 'string', describe: 'name of the feature output (default: features, or the only output)' })
+    .option('body-limit-mb', { type: 'number', default: DEFAULT_LIMITS.bodyLimitBytes / 1024 / 1024, describe: 'largest request body (MiB)' })
+    .option('max-images', { type: 'number', default: DEFAULT_LIMITS.maxImages, describe: 'most images per request (support + queries, before augmentation)' })
+    .option('max-pixels', { type: 'number', default: DEFAULT_LIMITS.maxPixels, describe: 'most pixels (height x width) of one input image' })
+    .option('max-augment', { type: 'number', default: DEFAULT_LIMITS.maxAugment, describe: 'most augmented copies per support image' })
+    .option('max-batch', { type: 'number', default: DEFAULT_LIMITS.maxBatch, describe: 'most images per ONNX Runtime run' })
+    .option('batch-wait-ms', { type: 'number', default: DEFAULT_LIMITS.batchWaitMs, describe: 'longest wait for other requests to join a run (ms)' })
+    .option('max-queue', { type: 'number', default: DEFAULT_LIMITS.maxQueuedImages, describe: 'most images waiting for a run; beyond it requests get 503 + Retry-After' })
+    .option('log', { type: 'boolean', default: false, describe: 'log every request (JSON lines on stderr)' }) as unknown as Argv<ServeArgs>,
+  handler: async (args) => {
+    const limits = limitsFrom(args);
+    if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new UserError(`--port must be an integer 0-65535, got ${args.port}`);
+    if (args.web !== undefined && !existsSync(args.web)) throw new UserError(`--web ${args.web}: no such folder`);
+    const extractor = await FeatureExtractor.open(args.model, { device: args.device, threads: args.threads, output: args.output, overrides: overridesFrom(args) });
+    let server;
+    try {
+      server = await startServer({
+        extractor, modelPath: args.model, storeDir: resolve(args.store), limits, host: args.host, port: args.port,
+        webDir: args.web ?? (existsSync(PACKAGE_WEB_DIST) ? PACKAGE_WEB_DIST : undefined),
+        logger: { level: args.log ? 'info' : 'warn', stream: process.stderr },
+      });
+    } catch (err) {
+      await extractor.close();
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') throw new UserError(`port ${args.port} on ${args.host} is already in use (pick another with --port)`);
+      if (code === 'EACCES') throw new UserError(`no permission to listen on ${args.host}:${args.port}, or to use --store ${args.store}`);
+      throw err;
+    }
+    const running = server;
+    const p = extractor.preprocessing;
+    process.stderr.write(`skd serve: ${args.model} (${p.layout} ${p.size}x${p.size}, ${extractor.featureDim}-d features, ${extractor.provider}); store ${running.ctx.store.dir} (${running.ctx.store.size} classifiers)\n`);
+    process.stdout.write(`listening on ${running.url}\n`);
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        process.stderr.write(`skd serve: ${signal} again, exiting now\n`);
+        process.exit(1);
+      }
+      stopping = true;
+      process.stderr.write(`skd serve: ${signal}: finishing requests in flight, then exiting\n`);
+      running.close().then(() => process.exit(0), (err: unknown) => {
+        process.stderr.write(`skd serve: error while shutting down: ${(err as Error).message}\n`);
+        process.exit(1);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   },
 };

@@ -4,7 +4,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { BatcherClosedError, QueueFullError } from './batcher.js';
 import type { ServerContext } from './context.js';
@@ -15,8 +15,8 @@ import { IMAGE_DESCRIPTION } from './schemas.js';
 export interface AppOptions {
   /** Folder of the browser demo's built files, served at "/" when it exists. */
   webDir?: string;
-  /** fastify's logger setting (false: silent). */
-  logger?: boolean | { level: string };
+  /** fastify's logger setting (default false: silent). */
+  logger?: FastifyServerOptions['logger'];
 }
 
 /** Headers that make the page cross-origin isolated, which onnxruntime-web needs for its threads. */
@@ -128,8 +128,8 @@ function describeError(err: FastifyError | Error): { status: number; field: stri
   if (Array.isArray(fe.validation) && fe.validation.length > 0) return { ...validationError(fe.validation, fe.validationContext ?? 'body'), headers: {} };
   const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
   if (status >= 400 && status < 500) {
-    const field = fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'headers.content-type' : 'body';
-    return { status, field, message: fe.message, headers: {} };
+    if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status, field: 'headers.content-type', message: 'requests with a body must be sent as content-type application/json', headers: {} };
+    return { status, field: 'body', message: fe.message, headers: {} };
   }
   if (status === 503) return { status, field: 'server', message: fe.message, headers: { 'retry-after': '5' } };
   return { status: 500, field: 'server', message: 'internal error; the server log has the details', headers: {} };

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { readOnnxModelInfo } from '../../proto/read.js';
 import { buildApp } from './app.js';
 import { ExtractionBatcher } from './batcher.js';
@@ -21,7 +21,7 @@ export interface ServerOptions {
   storeDir: string;
   limits?: Partial<ServerLimits>;
   webDir?: string;
-  logger?: boolean | { level: string };
+  logger?: FastifyServerOptions['logger'];
 }
 
 export interface RunningServer {
