@@ -3,7 +3,7 @@
  * IR version 8) with batch-norm folded, a dynamic batch axis and self-describing metadata_props.
  */
 import { randomBytes } from 'node:crypto';
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../data/errors.js';
 import type { Normalization } from '../data/types.js';
@@ -70,6 +70,28 @@ export function exportOnnxModel(opts: ExportOptions): ModelProtoObject {
 /** The ONNX file's bytes. */
 export function exportOnnx(opts: ExportOptions): Uint8Array {
   return encodeOnnxModel(exportOnnxModel(opts));
+}
+
+/** Fails early, before any long work, when `path` cannot be written: a missing or read-only folder, a directory. */
+export function checkWritableTarget(path: string): void {
+  const dir = dirname(path);
+  let dirStat;
+  try {
+    dirStat = statSync(dir);
+  } catch {
+    throw new UserError(`cannot write ${path}: its folder ${dir} does not exist`);
+  }
+  if (!dirStat.isDirectory()) throw new UserError(`cannot write ${path}: ${dir} is not a folder`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new UserError(`cannot write ${path}: the folder ${dir} is not writable`);
+  }
+  try {
+    if (statSync(path).isDirectory()) throw new UserError(`cannot write ${path}: it is a directory`);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+  }
 }
 
 /** Writes bytes to a temporary name in the target folder, then renames: readers never see a partial file. */

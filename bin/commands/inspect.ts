@@ -1,11 +1,21 @@
 import type { CommandModule } from 'yargs';
-import { UserError } from '../../data/errors.js';
+import { formatOnnxModelInfo } from '../../proto/format.js';
+import { readOnnxModelInfo } from '../../proto/read.js';
 
-// Placeholder until this capability lands; it says so rather than pretending to work.
-export const inspectCommand: CommandModule = {
-  command: 'inspect',
-  describe: '(inspect: not built yet)',
-  handler: () => {
-    throw new UserError('skd inspect is not available in this build yet');
+interface InspectArgs {
+  model: string;
+  json: boolean;
+}
+
+export const inspectCommand: CommandModule<object, InspectArgs> = {
+  command: 'inspect <model>',
+  describe: 'Describe an ONNX file: inputs, outputs, opsets, IR version, producer, metadata',
+  builder: (y) =>
+    y
+      .positional('model', { type: 'string', demandOption: true, describe: 'ONNX file (written by skd export or any other exporter)' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print the description as JSON' }),
+  handler: (args) => {
+    const info = readOnnxModelInfo(args.model);
+    process.stdout.write(args.json ? `${JSON.stringify(info, null, 2)}\n` : `${formatOnnxModelInfo(info, args.model)}\n`);
   },
 };

@@ -1,0 +1,112 @@
+/**
+ * `skd export` as a library call: checkpoint -> ONNX file (atomic), with an optional fidelity check.
+ * The normalisation and dataset come from the checkpoint's training configuration.
+ */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { datasetNormalization, isDatasetName, loadDataset, type DatasetName } from '../data/datasets.js';
+import { UserError } from '../data/errors.js';
+import type { FloatTensor } from '../data/types.js';
+import { readCheckpoint } from '../train/checkpoint.js';
+import type { InputLayout } from './graph.js';
+import { checkWritableTarget, exportOnnx, resolveOutputs, writeFileAtomic } from './onnx.js';
+import { formatVerifyReport, verifyExport, type VerifyReport } from './verify.js';
+
+export interface ExportCheckpointOptions {
+  /** A checkpoint file, or a training output folder (its highest gen<N>.safetensors is used). */
+  checkpoint: string;
+  out: string;
+  outputs?: readonly string[];
+  layout?: InputLayout;
+  bakeNormalization?: boolean;
+  /** Dataset whose normalisation to record, when the checkpoint's configuration names none. */
+  dataset?: string;
+  verify?: boolean;
+  /** Real images used by the check, besides random ones (default 16; 0 = random only). */
+  verifyImages?: number;
+  backend?: 'cpu' | 'wasm';
+  /** Progress lines (stderr in the CLI). */
+  log?: (line: string) => void;
+}
+
+export interface ExportCheckpointResult {
+  checkpoint: string;
+  out: string;
+  bytes: number;
+  outputs: string[];
+  dataset: string;
+  verification?: VerifyReport;
+}
+
+/** The checkpoint file a path names: the file itself, or the last generation's checkpoint in a folder. */
+export function resolveCheckpointPath(path: string): string {
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch {
+    return path; // readCheckpoint reports the missing file
+  }
+  if (!isDir) return path;
+  const gens = readdirSync(path)
+    .map((f) => /^gen(\d+)\.safetensors$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .sort((a, b) => Number(b[1]) - Number(a[1]));
+  if (gens.length === 0) throw new UserError(`${path} is a folder without checkpoints (expected gen0.safetensors, gen1.safetensors, ...)`);
+  return join(path, gens[0][0]);
+}
+
+/** A few test (or validation) images of the training dataset as pixels / 255, or a reason why not. */
+async function loadRealImages(config: Record<string, unknown>, dataset: DatasetName, size: number, count: number): Promise<FloatTensor | string> {
+  const dataRoot = typeof config.dataRoot === 'string' ? config.dataRoot : undefined;
+  const toy = { seed: typeof config.seed === 'number' ? config.seed : 0, imagesPerClass: typeof config.imagesPerClass === 'number' ? config.imagesPerClass : undefined };
+  let lastError = '';
+  for (const split of ['test', 'val']) {
+    try {
+      const set = await loadDataset({ dataset, dataRoot, split, imageSize: size, toy });
+      if (set.height !== size || set.width !== size || set.channels !== 3) return `${dataset} images are ${set.height}x${set.width}x${set.channels}, the model takes ${size}x${size}x3`;
+      const n = Math.min(count, set.count);
+      const data = new Float32Array(n * size * size * 3);
+      for (let i = 0; i < data.length; i++) data[i] = set.images[i] / 255;
+      return { data, shape: [n, size, size, 3] };
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+  }
+  return lastError;
+}
+
+export async function exportCheckpoint(opts: ExportCheckpointOptions): Promise<ExportCheckpointResult> {
+  const log = opts.log ?? (() => undefined);
+  const outputs = resolveOutputs(opts.outputs);
+  checkWritableTarget(opts.out);
+  const path = resolveCheckpointPath(opts.checkpoint);
+  const ckpt = await readCheckpoint(path);
+  const configDataset = typeof ckpt.config.dataset === 'string' ? ckpt.config.dataset : undefined;
+  const datasetName = opts.dataset ?? configDataset;
+  if (!datasetName) throw new UserError(`${path}: the training configuration names no dataset; pass --dataset to say which normalisation the model expects`);
+  if (!isDatasetName(datasetName)) throw new UserError(`unknown dataset '${datasetName}' (expected one of CIFAR-FS, FC100, miniImageNet, tieredImageNet, folder, toy)`);
+  const normalization = datasetNormalization(datasetName);
+
+  const onnx = exportOnnx({
+    spec: ckpt.spec, weights: ckpt.weights, outputs, layout: opts.layout, normalization, bakeNormalization: opts.bakeNormalization,
+    metadata: { dataset: datasetName, trainingConfig: ckpt.config, epoch: ckpt.epoch, extra: { 'skd.generation': String(ckpt.generation) } },
+  });
+  log(`exported ${ckpt.spec.arch} (widths ${ckpt.spec.widths.join('-')}, ${ckpt.spec.imageSize}x${ckpt.spec.imageSize}) from ${path}: outputs ${outputs.join(', ')}`);
+
+  let verification: VerifyReport | undefined;
+  if (opts.verify) {
+    const wanted = opts.verifyImages ?? 16;
+    let images: FloatTensor | undefined;
+    if (wanted > 0) {
+      const loaded = await loadRealImages(ckpt.config, datasetName, ckpt.spec.imageSize, wanted);
+      if (typeof loaded === 'string') log(`verify: no ${datasetName} images available (${loaded}); checking random images only`);
+      else images = loaded;
+    }
+    // Throws UserError above the tolerance, before anything is written.
+    verification = await verifyExport({ spec: ckpt.spec, weights: ckpt.weights, onnx, images, backend: opts.backend });
+    log(`verify: ${formatVerifyReport(verification)}`);
+  }
+  writeFileAtomic(opts.out, onnx);
+  log(`wrote ${opts.out} (${(onnx.length / 2 ** 20).toFixed(2)} MiB)`);
+  return { checkpoint: path, out: opts.out, bytes: onnx.length, outputs, dataset: datasetName, verification };
+}
