@@ -29,8 +29,11 @@ export const TOY_SPLITS: Record<string, [number, number]> = { train: [0, 64], va
 const SHAPES = ['triangle', 'arrow', 'house', 'tee', 'mushroom', 'tree', 'lollipop', 'vase', 'boot', 'bowl'] as const;
 const BACKGROUNDS = ['gradient', 'horizon', 'sunlit', 'banded'] as const;
 const EXTRAS = ['none', 'sun-left', 'sun-right', 'shadow', 'stripes'] as const;
-/** Object hues in degrees. */
-const HUES = [0, 30, 55, 100, 160, 210, 260, 310];
+/** Object hues in degrees; neighbours overlap once jittered. */
+const HUES = [0, 36, 72, 108, 144, 180, 216, 252, 288, 324];
+const HUE_JITTER = 24;
+/** How often an image shows its class's extra element (so the extra alone does not give the class away). */
+const EXTRA_PROBABILITY = 0.8;
 /** Background palettes: [sky rgb, ground rgb] in 0..1. */
 const PALETTES: [number, number, number][][] = [
   [[0.55, 0.75, 0.95], [0.35, 0.25, 0.15]],
@@ -39,7 +42,7 @@ const PALETTES: [number, number, number][][] = [
 ];
 
 /** One class: which part of each family it uses. */
-export interface ToyClass { shape: number; hue: number; background: number; extra: number; palette: number }
+export interface ToyClass { shape: number; hue: number; extra: number }
 
 /** Is (u, v) inside the shape? Local coordinates in [-1, 1], v pointing up. */
 function insideShape(shape: number, u: number, v: number): boolean {
@@ -77,100 +80,107 @@ function hsvToRgb(h: number, s: number, v: number, out: Float32Array, at: number
 /** The 100 class descriptors for a seed: distinct combinations, in a seeded order. */
 export function toyClasses(seed: number): ToyClass[] {
   const rng = new Rng(Rng.derive(seed, 0xc1a55e5).nextUint32());
-  const combos = SHAPES.length * HUES.length * BACKGROUNDS.length * EXTRAS.length * PALETTES.length;
+  const combos = SHAPES.length * HUES.length * EXTRAS.length;
   const picked = rng.choice(combos, TOY_CLASS_COUNT);
   return Array.from(picked, (k) => {
     let r = k;
     const shape = r % SHAPES.length; r = Math.floor(r / SHAPES.length);
     const hue = r % HUES.length; r = Math.floor(r / HUES.length);
-    const background = r % BACKGROUNDS.length; r = Math.floor(r / BACKGROUNDS.length);
-    const extra = r % EXTRAS.length; r = Math.floor(r / EXTRAS.length);
-    return { shape, hue, background, extra, palette: r };
+    return { shape, hue, extra: r };
   });
 }
 
 export function toyClassName(c: ToyClass, id: number): string {
-  return `${String(id).padStart(3, '0')}-${SHAPES[c.shape]}-h${HUES[c.hue]}-${BACKGROUNDS[c.background]}-${EXTRAS[c.extra]}-p${c.palette}`;
+  return `${String(id).padStart(3, '0')}-${SHAPES[c.shape]}-h${HUES[c.hue]}-${EXTRAS[c.extra]}`;
+}
+
+/** Shared noise table: pixel noise is read from it at a random offset per image (cheaper than a draw per pixel). */
+const NOISE_BITS = 16;
+function noiseTable(seed: number): Float32Array {
+  const rng = Rng.derive(seed, 0x5eed);
+  const t = new Float32Array(1 << NOISE_BITS);
+  for (let i = 0; i < t.length; i++) t[i] = (rng.random() + rng.random() - 1) * 1.2;
+  return t;
 }
 
 /** Renders one image of class `c` into out[at .. at + size*size*3) using draws from rng. */
-function renderImage(c: ToyClass, size: number, rng: Rng, out: Uint8Array, at: number): void {
-  // Per-image variation.
+function renderImage(c: ToyClass, size: number, rng: Rng, noiseTab: Float32Array, rows: Float32Array, out: Uint8Array, at: number): void {
+  // Per-image nuisances: placement, colours, background style and palette, horizon, noise.
   const cx = rng.uniform(-0.3, 0.3);
   const cy = rng.uniform(-0.2, 0.25);
   const scale = rng.uniform(0.4, 0.7);
   const tilt = rng.uniform(-0.3, 0.3);
   const cosT = Math.cos(tilt) / scale;
   const sinT = Math.sin(tilt) / scale;
-  const colours = new Float32Array(12);
-  hsvToRgb(HUES[c.hue] + rng.uniform(-18, 18), rng.uniform(0.55, 0.95), rng.uniform(0.55, 1), colours, 0);
-  const [sky, ground] = PALETTES[c.palette];
-  const shift = [rng.uniform(-0.12, 0.12), rng.uniform(-0.12, 0.12), rng.uniform(-0.12, 0.12)];
-  for (let k = 0; k < 3; k++) {
-    colours[3 + k] = sky[k] + shift[k];
-    colours[6 + k] = ground[k] + shift[k] * 0.5;
-  }
+  const reach2 = 1.5 * scale * (1.5 * scale); // every shape fits in radius sqrt(2) of its centre
+  const colours = new Float32Array(3);
+  hsvToRgb(HUES[c.hue] + rng.uniform(-HUE_JITTER, HUE_JITTER), rng.uniform(0.45, 0.95), rng.uniform(0.5, 1), colours, 0);
+  const background = rng.randint(BACKGROUNDS.length);
+  const [sky, ground] = PALETTES[rng.randint(PALETTES.length)];
+  const skyRgb = [0, 1, 2].map((k) => sky[k] + rng.uniform(-0.15, 0.15));
+  const groundRgb = [0, 1, 2].map((k) => ground[k] + rng.uniform(-0.1, 0.1));
   const horizon = rng.uniform(-0.55, 0.05);
-  const sunX = (c.extra === 1 ? -0.6 : 0.6) + rng.uniform(-0.2, 0.2);
+  const showExtra = rng.random() < EXTRA_PROBABILITY;
+  const extra = showExtra ? c.extra : 0;
+  const sunX = (extra === 1 ? -0.6 : 0.6) + rng.uniform(-0.2, 0.2);
   const sunY = rng.uniform(0.5, 0.8);
   const sunR2 = rng.uniform(0.025, 0.06);
   const stripePeriod = rng.uniform(0.25, 0.4);
   const noise = rng.uniform(0.03, 0.09);
-  let state = (rng.nextUint32() | 1) >>> 0; // xorshift32 for pixel noise: cheap and seeded
-  const fr = colours[0], fg = colours[1], fb = colours[2];
+  let noiseAt = rng.randint(1 << NOISE_BITS);
+  const noiseMask = (1 << NOISE_BITS) - 1;
   const inv = 2 / size;
+  // Background colour of each row; every style is brighter/bluer at the top, so scenes have an up.
   for (let py = 0; py < size; py++) {
     const y = 1 - (py + 0.5) * inv;
-    // Background colour of this row; every style is brighter/bluer at the top.
-    let br: number, bg: number, bb: number;
-    if (c.background === 0) {
-      const t = (y + 1) / 2;
-      br = colours[6] + (colours[3] - colours[6]) * t; bg = colours[7] + (colours[4] - colours[7]) * t; bb = colours[8] + (colours[5] - colours[8]) * t;
-    } else if (c.background === 1) {
-      const isSky = y > horizon;
-      br = isSky ? colours[3] : colours[6]; bg = isSky ? colours[4] : colours[7]; bb = isSky ? colours[5] : colours[8];
-    } else if (c.background === 2) {
-      const t = 0.45 + 0.55 * ((y + 1) / 2);
-      br = colours[3] * t; bg = colours[4] * t; bb = colours[5] * t;
-    } else {
-      const band = Math.floor((y + 1) * 3) % 2 === 0;
-      const t = 0.5 + 0.5 * ((y + 1) / 2);
-      br = (band ? colours[3] : colours[6]) * t; bg = (band ? colours[4] : colours[7]) * t; bb = (band ? colours[5] : colours[8]) * t;
+    const t = (y + 1) / 2;
+    for (let k = 0; k < 3; k++) {
+      let v: number;
+      if (background === 0) v = groundRgb[k] + (skyRgb[k] - groundRgb[k]) * t;
+      else if (background === 1) v = y > horizon ? skyRgb[k] : groundRgb[k];
+      else if (background === 2) v = skyRgb[k] * (0.45 + 0.55 * t);
+      else v = (Math.floor((y + 1) * 3) % 2 === 0 ? skyRgb[k] : groundRgb[k]) * (0.5 + 0.5 * t);
+      rows[py * 3 + k] = v;
     }
+  }
+  const fr = colours[0], fg = colours[1], fb = colours[2];
+  const shape = c.shape;
+  for (let py = 0; py < size; py++) {
+    const y = 1 - (py + 0.5) * inv;
+    const dy = y - cy;
     for (let px = 0; px < size; px++) {
       const x = (px + 0.5) * inv - 1;
       const dx = x - cx;
-      const dy = y - cy;
-      const u = cosT * dx + sinT * dy;
-      const v = -sinT * dx + cosT * dy;
-      let r = br, g = bg, b = bb;
-      if ((c.extra === 1 || c.extra === 2) && (x - sunX) * (x - sunX) + (y - sunY) * (y - sunY) < sunR2) {
-        r = 1; g = 0.9; b = 0.35;
-      } else if (c.extra === 3 && u * u * 0.6 + (v + 1.05) * (v + 1.05) * 6 < 0.6) {
-        r *= 0.35; g *= 0.35; b *= 0.35;
+      let r = rows[py * 3], g = rows[py * 3 + 1], b = rows[py * 3 + 2];
+      if (extra !== 0) {
+        if (extra <= 2) {
+          if ((x - sunX) * (x - sunX) + (y - sunY) * (y - sunY) < sunR2) { r = 1; g = 0.9; b = 0.35; }
+        } else if (extra === 3) {
+          const u = cosT * dx + sinT * dy;
+          const v = -sinT * dx + cosT * dy;
+          if (u * u * 0.6 + (v + 1.05) * (v + 1.05) * 6 < 0.6) { r *= 0.35; g *= 0.35; b *= 0.35; }
+        }
       }
-      if (insideShape(c.shape, u, v)) {
-        const dark = c.extra === 4 && Math.floor((v + 2) / stripePeriod) % 2 === 0 ? 0.45 : 1;
-        r = fr * dark; g = fg * dark; b = fb * dark;
+      if (dx * dx + dy * dy < reach2) {
+        const u = cosT * dx + sinT * dy;
+        const v = -sinT * dx + cosT * dy;
+        if (insideShape(shape, u, v)) {
+          const dark = extra === 4 && Math.floor((v + 2) / stripePeriod) % 2 === 0 ? 0.45 : 1;
+          r = fr * dark; g = fg * dark; b = fb * dark;
+        }
       }
-      // Pixel noise in [-noise, noise], one draw per channel.
-      state ^= state << 13; state ^= state >>> 17; state ^= state << 5;
-      const n0 = ((state >>> 0) / 4294967296 - 0.5) * 2 * noise;
-      state ^= state << 13; state ^= state >>> 17; state ^= state << 5;
-      const n1 = ((state >>> 0) / 4294967296 - 0.5) * 2 * noise;
-      state ^= state << 13; state ^= state >>> 17; state ^= state << 5;
-      const n2 = ((state >>> 0) / 4294967296 - 0.5) * 2 * noise;
       const o = at + (py * size + px) * 3;
-      out[o] = clampByte(r + n0);
-      out[o + 1] = clampByte(g + n1);
-      out[o + 2] = clampByte(b + n2);
+      out[o] = clampByte(r + noise * noiseTab[noiseAt]);
+      out[o + 1] = clampByte(g + noise * noiseTab[(noiseAt + 1) & noiseMask]);
+      out[o + 2] = clampByte(b + noise * noiseTab[(noiseAt + 2) & noiseMask]);
+      noiseAt = (noiseAt + 3) & noiseMask;
     }
   }
 }
 
 function clampByte(v: number): number {
-  const x = Math.round(v * 255);
-  return x < 0 ? 0 : x > 255 ? 255 : x;
+  const x = (v * 255 + 0.5) | 0;
+  return v <= 0 ? 0 : x > 255 ? 255 : x;
 }
 
 /** Generates one split of the toy dataset. */
@@ -189,13 +199,15 @@ export function generateToy(opts: ToyOptions): ImageSet {
   const imageBytes = size * size * 3;
   const images = new Uint8Array(numClasses * perClass * imageBytes);
   const labels = new Int32Array(numClasses * perClass);
+  const noiseTab = noiseTable(seed);
+  const rows = new Float32Array(size * 3);
   for (let k = 0; k < numClasses; k++) {
     // One stream per class, so a split's bytes do not depend on which other splits were generated.
     const rng = Rng.derive(seed, first + k + 1);
     for (let i = 0; i < perClass; i++) {
       const n = k * perClass + i;
       labels[n] = k;
-      renderImage(classes[first + k], size, rng, images, n * imageBytes);
+      renderImage(classes[first + k], size, rng, noiseTab, rows, images, n * imageBytes);
     }
   }
   const ids = Array.from({ length: numClasses }, (_, k) => first + k);
