@@ -20,10 +20,15 @@ const DIST = join(WEB, 'dist');
 const require = createRequire(import.meta.url);
 
 /**
- * The runtime files the default onnxruntime-web build (WebGPU via JSEP, and WebAssembly SIMD with
- * threads) loads at run time from `ort.env.wasm.wasmPaths`.
+ * The runtime files onnxruntime-web loads at run time from `ort.env.wasm.wasmPaths`: the WebGPU build
+ * (JSEP) and the plain WebAssembly build (SIMD, threads); the page picks one (see web/src/backbone.ts).
  */
-const ORT_RUNTIME_FILES = ['ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'];
+const ORT_RUNTIME_FILES = [
+  'ort-wasm-simd-threaded.jsep.mjs',
+  'ort-wasm-simd-threaded.jsep.wasm',
+  'ort-wasm-simd-threaded.mjs',
+  'ort-wasm-simd-threaded.wasm',
+];
 const STATIC_FILES = ['index.html', 'styles.css'];
 
 function typeCheck() {
@@ -50,8 +55,11 @@ async function build() {
   mkdirSync(join(staging, 'ort'), { recursive: true });
   try {
     await esbuild.build({
-      entryPoints: [join(WEB, 'src', 'main.ts')],
-      outfile: join(staging, 'app.js'),
+      entryPoints: { app: join(WEB, 'src', 'main.ts') },
+      outdir: staging,
+      // The two onnxruntime-web builds become chunks loaded on demand.
+      splitting: true,
+      chunkNames: 'chunks/[name]-[hash]',
       bundle: true,
       format: 'esm',
       platform: 'browser',

@@ -4,7 +4,7 @@
 export class UndecodableImageError extends Error {
   override name = 'UndecodableImageError';
   constructor(readonly fileName: string) {
-    super(`"${fileName}" could not be read as a picture. Use a PNG, JPEG, WebP, GIF or BMP image.`);
+    super(`“${fileName}” could not be read as a picture. Use a PNG, JPEG, WebP, GIF or BMP image.`);
   }
 }
 

@@ -1,0 +1,241 @@
+/**
+ * End-to-end test of the browser demo in headless Chromium (Debian's chromium, driven by playwright-core):
+ * loads an exported model, builds two classes, classifies a picture, survives a reload, saves and loads the
+ * classifier file, shows each error state, and makes no request outside this machine. Screenshots of
+ * every state go to test/out/web/.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { startWebServer, type WebServer } from '../bin/commands/web.js';
+import { exportOnnx } from '../export/onnx.js';
+import { initWeights } from '../models/init.js';
+import { resnet12Spec } from '../models/spec.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CIFAR = { mean: [0.5071, 0.4867, 0.4408], std: [0.2675, 0.2565, 0.2761] } as { mean: [number, number, number]; std: [number, number, number] };
+const SIZE = 32;
+const PHONE = { width: 390, height: 844 };
+const WAIT_MS = 60_000;
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+}
+const SHOTS = join(packageRoot(), 'test', 'out', 'web');
+
+/** A seeded 32-bit generator (mulberry32), so the pictures are the same on every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Two visually distinct kinds of picture: red with horizontal stripes, blue with vertical stripes. */
+function pictureRgb(kind: 'red' | 'blue', seed: number): Uint8Array {
+  const random = rng(seed);
+  const base = kind === 'red' ? [200, 40, 40] : [40, 60, 200];
+  const jitter = base.map(() => (random() - 0.5) * 40);
+  const period = 4 + Math.floor(random() * 4);
+  const pixels = new Uint8Array(SIZE * SIZE * 3);
+  for (let y = 0; y < SIZE; y++) {
+    for (let x = 0; x < SIZE; x++) {
+      const stripe = Math.floor((kind === 'red' ? y : x) / period) % 2 === 0 ? 1 : 0.45;
+      for (let c = 0; c < 3; c++) {
+        const v = (base[c] + jitter[c]) * stripe + (random() - 0.5) * 30;
+        pixels[(y * SIZE + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(v)));
+      }
+    }
+  }
+  return pixels;
+}
+
+async function png(rgb: Uint8Array): Promise<Buffer> {
+  return sharp(Buffer.from(rgb), { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toBuffer();
+}
+
+/** The model's features for one PNG computed in Node with onnxruntime-node (the reference for the page's). */
+async function nodeFeatures(modelBytes: Uint8Array, picture: Buffer): Promise<Float32Array> {
+  const { data, info } = await sharp(picture).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  assert.equal(info.width, SIZE);
+  const input = new Float32Array(3 * SIZE * SIZE);
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < SIZE * SIZE; i++) input[c * SIZE * SIZE + i] = (data[i * 3 + c] / 255 - CIFAR.mean[c]) / CIFAR.std[c];
+  }
+  const session = await ort.InferenceSession.create(modelBytes, { intraOpNumThreads: 1 });
+  const out = await session.run({ images: new ort.Tensor('float32', input, [1, 3, SIZE, SIZE]) });
+  const features = Float32Array.from(out.features.data as Float32Array);
+  await session.release();
+  return features;
+}
+
+/** Replaces every occurrence of an ASCII name with another of the same length: a valid model whose output is renamed. */
+function renameInModel(bytes: Uint8Array, from: string, to: string): Buffer {
+  assert.equal(from.length, to.length);
+  const buffer = Buffer.from(bytes);
+  const needle = Buffer.from(from);
+  for (let i = buffer.indexOf(needle); i !== -1; i = buffer.indexOf(needle, i + 1)) buffer.write(to, i);
+  return buffer;
+}
+
+const isLocal = (url: string) => /^(https?|wss?):\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//.test(url) || /^(data|blob|about|chrome-error):/.test(url);
+
+let work: string;
+let modelBytes: Uint8Array;
+let server: WebServer;
+let context: BrowserContext;
+const externalRequests: string[] = [];
+const pageErrors: string[] = [];
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  work = mkdtempSync(join(tmpdir(), 'skd-web-test-'));
+  const spec = resnet12Spec({ widths: [8, 16, 32, 64], numClasses: 10, imageSize: SIZE });
+  modelBytes = exportOnnx({ spec, weights: initWeights(spec, 7), outputs: ['features', 'logits'], normalization: CIFAR, metadata: { dataset: 'test' } });
+  writeFileSync(join(work, 'model.onnx'), modelBytes);
+  server = await startWebServer({ modelPath: join(work, 'model.onnx'), port: 0 });
+  context = await chromium.launchPersistentContext(join(work, 'profile'), {
+    executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, viewport: PHONE, acceptDownloads: true,
+  });
+  // Every request outside this machine is recorded and refused.
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (isLocal(url)) return route.continue();
+    externalRequests.push(url);
+    return route.abort();
+  });
+  context.on('request', (request) => { if (!isLocal(request.url())) externalRequests.push(request.url()); });
+  context.on('weberror', (e) => pageErrors.push(e.error().message));
+});
+
+after(async () => {
+  await context?.close();
+  await server?.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+async function waitForState(page: Page, state: string): Promise<void> {
+  await page.waitForFunction((s) => document.body.dataset.state === s, state, { timeout: WAIT_MS });
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function addPictures(page: Page, className: string, pictures: { name: string; buffer: Buffer }[]): Promise<void> {
+  const before = await page.locator(`li[data-class-name="${className}"] .thumbs img`).count();
+  await page.locator(`li[data-class-name="${className}"] input[type=file]`).setInputFiles(pictures.map((p) => ({ ...p, mimeType: 'image/png' })));
+  await page.waitForFunction(
+    ([name, count]) => document.querySelectorAll(`li[data-class-name="${name}"] .thumbs img`).length === count,
+    [className, before + pictures.length] as const, { timeout: WAIT_MS },
+  );
+}
+
+test('the page teaches two classes, classifies a picture like onnxruntime-node, and keeps the classes', { timeout: 150_000 }, async () => {
+  const red = await Promise.all([1, 2, 3].map(async (s) => ({ name: `red-${s}.png`, buffer: await png(pictureRgb('red', s)) })));
+  const blue = await Promise.all([11, 12, 13].map(async (s) => ({ name: `blue-${s}.png`, buffer: await png(pictureRgb('blue', s)) })));
+  const query = await png(pictureRgb('red', 99));
+  const expectedFeatures = await nodeFeatures(modelBytes, query);
+
+  const page = context.pages()[0] ?? await context.newPage();
+  page.on('dialog', (dialog) => void dialog.accept());
+  await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+  assert.equal(await page.evaluate(() => document.body.dataset.state), 'loading');
+  await shot(page, '01-loading');
+
+  await waitForState(page, 'no-classes');
+  assert.match(await page.locator('#model-status').innerText(), /resnet12, 64 features; 32×32 RGB, NCHW/);
+  assert.equal(await page.locator('#model-notice').isVisible(), false, 'a model with metadata needs no assumptions');
+  await shot(page, '02-no-classes');
+
+  for (const name of ['red stripes', 'blue stripes']) {
+    await page.getByLabel('Name of a new class').fill(name);
+    await page.getByRole('button', { name: 'Add class' }).click();
+  }
+  await addPictures(page, 'red stripes', red);
+  await waitForState(page, 'too-few');
+  assert.match(await page.locator('#classes-hint').innerText(), /Too few pictures.*“blue stripes”/);
+  await shot(page, '03-too-few-pictures');
+
+  await addPictures(page, 'blue stripes', blue);
+  await waitForState(page, 'ready');
+
+  await page.locator('#query-file').setInputFiles({ name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('this is not a picture') });
+  await page.locator('#query-error').waitFor({ state: 'visible', timeout: WAIT_MS });
+  assert.match(await page.locator('#query-error').innerText(), /“broken\.png” could not be read as a picture/);
+  await shot(page, '04-undecodable-image');
+
+  await page.locator('#query-file').setInputFiles({ name: 'query.png', mimeType: 'image/png', buffer: query });
+  await page.waitForFunction(() => document.body.dataset.result === 'shown', null, { timeout: WAIT_MS });
+  assert.equal(await page.locator('#query-error').isVisible(), false);
+  const result = await page.evaluate(() => (globalThis as unknown as { skdPage: { lastQuery: { features: number[]; probabilities: number[]; classes: string[] } } }).skdPage.lastQuery);
+  assert.deepEqual(result.classes, ['red stripes', 'blue stripes']);
+  assert.ok(result.probabilities[0] > 0.5, `the red query should be classified red, got ${result.probabilities.join(', ')}`);
+  assert.ok(Math.abs(result.probabilities[0] + result.probabilities[1] - 1) < 1e-5);
+  assert.match(await page.locator('#result-label').innerText(), /Most likely: red stripes/);
+  assert.equal(result.features.length, expectedFeatures.length);
+  const scale = Math.max(1, ...Array.from(expectedFeatures, Math.abs));
+  const maxDiff = Math.max(...result.features.map((v, i) => Math.abs(v - expectedFeatures[i])));
+  assert.ok(maxDiff <= 1e-4 * scale, `page features differ from onnxruntime-node's by ${maxDiff} (scale ${scale})`);
+  await shot(page, '05-classified');
+  await page.setViewportSize({ width: 1100, height: 900 });
+  await shot(page, '05-classified-desktop');
+  await page.setViewportSize(PHONE);
+
+  // Reload: the classes come back from IndexedDB.
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await waitForState(page, 'ready');
+  assert.deepEqual(await page.locator('li.class-card h3').allInnerTexts(), ['red stripes', 'blue stripes']);
+  assert.equal(await page.locator('li.class-card .thumbs img').count(), 6);
+  await shot(page, '06-restored-after-reload');
+
+  // Save to a file, remove everything, load the file back.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Save classifier to a file' }).click()]);
+  const savedPath = join(work, 'classifier.json');
+  await download.saveAs(savedPath);
+  const saved = JSON.parse(readFileSync(savedPath, 'utf8')) as { format: string; classes: { name: string; pictures: { features: number[] }[] }[] };
+  assert.equal(saved.format, 'skd-web-classifier');
+  assert.deepEqual(saved.classes.map((c) => [c.name, c.pictures.length, c.pictures[0].features.length]), [['red stripes', 3, 64], ['blue stripes', 3, 64]]);
+  await page.getByRole('button', { name: 'Remove all classes' }).click();
+  await waitForState(page, 'no-classes');
+  await page.locator('#load-classifier').setInputFiles(savedPath);
+  await waitForState(page, 'ready');
+  assert.deepEqual(await page.locator('li.class-card h3').allInnerTexts(), ['red stripes', 'blue stripes']);
+
+  // A model whose graph has no `features` output, picked with the file chooser.
+  await page.locator('#model-file').setInputFiles({ name: 'logits-only.onnx', mimeType: 'application/octet-stream', buffer: renameInModel(modelBytes, 'features', 'embedded') });
+  await waitForState(page, 'model-error');
+  assert.match(await page.locator('#model-error').innerText(), /no "features" output \(its outputs: embedded, logits\)/);
+  await shot(page, '07-model-without-features');
+
+  assert.deepEqual(externalRequests, [], 'the page must not reach outside this machine');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('without a model the page says so and offers the file chooser', { timeout: 60_000 }, async () => {
+  const bare = await startWebServer({ modelPath: null, port: 0 });
+  try {
+    const page = await context.newPage();
+    await page.goto(bare.url);
+    await waitForState(page, 'no-model');
+    assert.match(await page.locator('#model-status').innerText(), /No model is served/);
+    assert.equal(await page.locator('label[for=model-file]').isVisible(), true);
+    await shot(page, '00-no-model');
+    await page.close();
+  } finally {
+    await bare.close();
+  }
+});
