@@ -4,7 +4,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { BatcherClosedError, QueueFullError } from './batcher.js';
 import type { ServerContext } from './context.js';
@@ -40,6 +40,11 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
     // Idle keep-alive sockets are closed on shutdown; requests in flight finish first.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // Malformed URLs and content types are refused before routing; answer them in the same JSON form.
+    frameworkErrors: (err, _req, reply) => {
+      const field = err.code === 'FST_ERR_BAD_URL' ? 'url' : 'headers';
+      (reply as unknown as FastifyReply).code(400).header('content-type', 'application/json; charset=utf-8').send(errorBody(400, field, err.message));
+    },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, useDefaults: false } },
   });
 
