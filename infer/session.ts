@@ -224,6 +224,12 @@ function resolvePreprocessing(modelPath: string, session: ort.InferenceSession, 
   const layout = over.layout ?? (metaLayout as 'nchw' | 'nhwc' | undefined) ?? shapeLayout ?? dflt.layout;
   if (!layout) throw new UserError(`${modelPath}: cannot tell the input layout (no ${META.layout} metadata); pass --layout nchw or nhwc`);
 
+  if (shape.length === 4) {
+    const channels = layout === 'nchw' ? shape[1] : shape[3];
+    if (typeof channels === 'number' && channels !== 3) {
+      throw new UserError(`${modelPath}: input '${inputName}' has shape [${shape.join(', ')}], which is not ${layout} with 3 channels (check --layout)`);
+    }
+  }
   const spatial = shape.length === 4 ? (layout === 'nchw' ? [shape[2], shape[3]] : [shape[1], shape[2]]) : [];
   const shapeSize = typeof spatial[0] === 'number' && spatial[0] === spatial[1] ? spatial[0] : undefined;
   const metaSize = meta[META.size] !== undefined ? Number(meta[META.size]) : undefined;
@@ -232,10 +238,6 @@ function resolvePreprocessing(modelPath: string, session: ort.InferenceSession, 
     throw new UserError(`${modelPath}: cannot tell the input image size (no ${META.size} metadata); pass --size`);
   }
   if (shape.length === 4) {
-    const channels = layout === 'nchw' ? shape[1] : shape[3];
-    if (typeof channels === 'number' && channels !== 3) {
-      throw new UserError(`${modelPath}: input '${inputName}' has shape [${shape.join(', ')}], which is not ${layout} with 3 channels (check --layout)`);
-    }
     for (const s of spatial) {
       if (typeof s === 'number' && s !== size) throw new UserError(`${modelPath}: input '${inputName}' has shape [${shape.join(', ')}] but the image size is ${size}`);
     }
