@@ -1,5 +1,4 @@
 import type { CommandModule } from 'yargs';
-import { exportCheckpoint } from '../../export/from-checkpoint.js';
 import { OUTPUT_NAMES } from '../../export/graph.js';
 
 interface ExportArgs {
@@ -31,6 +30,8 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('backend', { choices: ['wasm', 'cpu'] as const, default: 'wasm' as const, describe: 'TensorFlow.js backend for --verify' })
       .option('json', { type: 'boolean', default: false, describe: 'Print a JSON summary on stdout' }),
   handler: async (args) => {
+    // Loaded here so that other commands start without TensorFlow.js and ONNX Runtime.
+    const { exportCheckpoint } = await import('../../export/from-checkpoint.js');
     const result = await exportCheckpoint({
       checkpoint: args.checkpoint,
       out: args.out,
