@@ -1,11 +1,62 @@
+/** `skd demo`: the whole method end to end on the built-in toy dataset (demo/run-demo.ts). */
+import { relative } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { UserError } from '../../data/errors.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../../train/backend.js';
+import { consoleHooks } from '../../train/progress.js';
+import { runDemo, renderTable } from '../../demo/run-demo.js';
+import type { DemoSizeName } from '../../demo/sizes.js';
 
-// Placeholder until this capability lands; it says so rather than pretending to work.
-export const demoCommand: CommandModule = {
+interface DemoArgs {
+  out: string;
+  quick: boolean;
+  size?: DemoSizeName;
+  backend: BackendChoice;
+  threads?: number;
+  seed: number;
+  json: boolean;
+}
+
+/** A path as the user would type it from where they ran the command. */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
+}
+
+export const demoCommand: CommandModule<object, DemoArgs> = {
   command: 'demo',
-  describe: '(demo: not built yet)',
-  handler: () => {
-    throw new UserError('skd demo is not available in this build yet');
+  describe: 'Train Gen-0, distil Gen-1, export ONNX and evaluate few-shot on the built-in toy data (offline)',
+  builder: (y) => y
+    .option('out', { type: 'string', default: 'skd-demo', describe: 'Folder for models, checkpoints, logs and the report' })
+    .option('quick', { type: 'boolean', default: false, describe: 'A smaller run (about 3 minutes on 2 cores)' })
+    .option('size', { choices: ['default', 'quick', 'tiny'] as const, describe: 'Run size (tiny: a seconds-long smoke run); --quick is --size quick' })
+    .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice, describe: 'TensorFlow.js backend for training' })
+    .option('threads', { type: 'number', describe: 'Threads for training and ONNX Runtime (default: one per core)' })
+    .option('seed', { type: 'number', default: 0, describe: 'Seed of the data, initialisation, augmentation and episodes' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout (progress stays on stderr)' }) as never,
+  handler: async (a) => {
+    const size: DemoSizeName = a.size ?? (a.quick ? 'quick' : 'default');
+    const hooks = consoleHooks();
+    const log = (line: string) => process.stderr.write(line + '\n');
+    try {
+      const report = await runDemo({ out: a.out, size, backend: a.backend, threads: a.threads, seed: a.seed, hooks: { ...hooks, log }, log });
+      if (a.json) {
+        process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      } else {
+        const out = shown(a.out);
+        const lines = [
+          '', renderTable(report), '',
+          `Wrote ${out}/report.md, ${out}/report.json and ${out}/curves.svg (total ${report.totalSeconds.toFixed(0)} s).`,
+          '',
+          'Next:',
+          `  npx skd eval --model ${out}/gen1.onnx --dataset toy --n_shots 1     # the full 600-episode protocol`,
+          `  npx skd serve --model ${out}/gen1.onnx                               # HTTP API on http://127.0.0.1:8080`,
+          `  npx skd web --model ${out}/gen1.onnx                                 # the browser demo`,
+          '',
+        ];
+        process.stdout.write(lines.join('\n'));
+      }
+    } finally {
+      hooks.close();
+    }
   },
 };

@@ -1,0 +1,44 @@
+/**
+ * How big the demo is. `default` finishes in about 15 minutes on 2 CPU cores with the wasm backend,
+ * `quick` in about 3; `tiny` exists for the end-to-end test. All hyperparameters of a size are here.
+ */
+import type { ModelName } from '../train/config.js';
+
+export interface DemoSize {
+  name: string;
+  model: ModelName;
+  widths: number[];
+  imagesPerClass: number;
+  batchSize: number;
+  gen0Epochs: number;
+  gen0Decay: number[];
+  gen1Epochs: number;
+  gen1Decay: number[];
+  /** Cap on optimiser steps per epoch (undefined: the whole epoch). */
+  maxStepsPerEpoch?: number;
+  valEvery: number;
+  valEpisodes: number;
+  episodes: number;
+  shots: number[];
+  augSupport: number;
+}
+
+export type DemoSizeName = 'default' | 'quick' | 'tiny';
+
+export const DEMO_SIZES: Record<DemoSizeName, DemoSize> = {
+  default: {
+    name: 'default', model: 'resnet12', widths: [16, 32, 64, 128], imagesPerClass: 120, batchSize: 64,
+    gen0Epochs: 10, gen0Decay: [8], gen1Epochs: 4, gen1Decay: [3], valEvery: 2, valEpisodes: 100,
+    episodes: 600, shots: [1, 5], augSupport: 5,
+  },
+  quick: {
+    name: 'quick', model: 'resnet12', widths: [8, 16, 32, 64], imagesPerClass: 60, batchSize: 64,
+    gen0Epochs: 4, gen0Decay: [3], gen1Epochs: 2, gen1Decay: [2], valEvery: 2, valEpisodes: 50,
+    episodes: 200, shots: [1, 5], augSupport: 5,
+  },
+  tiny: {
+    name: 'tiny', model: 'conv4', widths: [8], imagesPerClass: 20, batchSize: 32,
+    gen0Epochs: 1, gen0Decay: [], gen1Epochs: 1, gen1Decay: [], maxStepsPerEpoch: 4, valEvery: 0, valEpisodes: 10,
+    episodes: 10, shots: [1], augSupport: 1,
+  },
+};
