@@ -53,14 +53,20 @@ export function dropBlockMask(shape: [number, number, number, number], blockSize
   if (!(gamma > 0) || h - blockSize + 1 <= 0 || w - blockSize + 1 <= 0) return null;
   return tf.tidy(() => {
     const u = tf.randomUniform([n, h - blockSize + 1, w - blockSize + 1, c], 0, 1, 'float32', seed);
-    let seeds: tf.Tensor4D = tf.cast(tf.less(u, gamma), 'float32') as tf.Tensor4D;
-    const p = blockSize - 1;
-    if (p > 0) {
-      // Dilate each seed to a bs x bs block toward the bottom-right: max over a window of the zero-padded seeds.
-      seeds = tf.maxPool(tf.pad(seeds, [[0, 0], [p, p], [p, p], [0, 0]]) as tf.Tensor4D, blockSize, 1, 'valid');
-    }
-    const keep = tf.sub(1, seeds);
+    const keep = blockMaskFromSeeds(tf.cast(tf.less(u, gamma), 'float32') as tf.Tensor4D, blockSize);
     const kept = tf.maximum(tf.sum(keep), 1);
     return tf.mul(keep, tf.div(n * h * w * c, kept)) as tf.Tensor4D;
+  });
+}
+
+/**
+ * 1 - (each block seed at (i, j) dilated to rows i..i+bs-1, cols j..j+bs-1): seeds [N, H-bs+1, W-bs+1, C]
+ * -> keep mask [N, H, W, C], the reference's _compute_block_mask as a max-pool of the zero-padded seeds.
+ */
+export function blockMaskFromSeeds(seeds: tf.Tensor4D, blockSize: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const p = blockSize - 1;
+    const blocks = p > 0 ? tf.maxPool(tf.pad(seeds, [[0, 0], [p, p], [p, p], [0, 0]]) as tf.Tensor4D, blockSize, 1, 'valid') : seeds;
+    return tf.sub(1, blocks) as tf.Tensor4D;
   });
 }

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../data/errors.js';
 import { backendHasNativeConvGrad } from './conv-grad.js';
+import { registerGradients } from './gradients.js';
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -63,7 +64,7 @@ function installHint(kind: 'tensorflow-gpu' | 'tensorflow'): string {
   return `install it with \`npm install ${pkg}@4.22.0\`${extra}, or use --backend wasm`;
 }
 
-/** Activates a backend and prints one line naming it. */
+/** Activates a backend, registers the gradient functions training needs, and prints one line naming it. */
 export async function selectBackend(choice: BackendChoice, opts: SelectBackendOptions = {}): Promise<SelectedBackend> {
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   if (!BACKEND_CHOICES.includes(choice)) {
@@ -88,6 +89,8 @@ export async function selectBackend(choice: BackendChoice, opts: SelectBackendOp
     await tf.ready();
     description = 'plain JavaScript (cpu backend; slow, for checks)';
   }
+  // tfjs-core's Node bundle has no gradient functions: training needs them on every backend.
+  await registerGradients();
   const name = tf.getBackend();
   const grad = backendHasNativeConvGrad(name) ? 'native conv gradients' : 'conv gradients as forward convolutions';
   log(`backend: ${name} — ${description}; ${grad}`);

@@ -1,0 +1,115 @@
+/**
+ * Training speed of the TensorFlow.js models, per available backend.
+ *
+ * One step is what one Gen-0 iteration of the reference does for a batch of 64 images: the 4 rotations make
+ * 256 images of 32x32; forward in training mode (batch-norm statistics, dropout, DropBlock), the Gen-0
+ * loss (cross-entropy + 2 * BCE on rotation logits), backward to every trainable variable, and a plain SGD
+ * update. Data loading and augmentation are not included. Figures: seconds per step (min and median of
+ * the timed repeats, after one warm-up step) and images/s counting the 256 rotated images.
+ *
+ * Environment: SKD_BENCH_MODELS (comma list of conv4,resnet12-narrow,resnet12), SKD_BENCH_BACKENDS
+ * (comma list of wasm,cpu), SKD_BENCH_REPEATS (default 3).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend, type BackendChoice } from '../train/backend.js';
+import { conv4Spec, resnet12Spec, type ModelSpec } from '../models/spec.js';
+import { initWeights } from '../models/init.js';
+import { TfModel } from '../models/tfjs.js';
+
+export const describe =
+  'Gen-0 training step at 32x32: batch 64 -> 256 images after the 4 rotations; forward (train mode) + loss + backward + SGD update. ' +
+  'step_s_min/median over repeats after a warm-up; images_per_s = 256 / step_s_min. cpu_s: process CPU time per step ' +
+  '(user + system), a load-independent figure on a shared machine (wasm runs one thread, so on an idle machine cpu_s ~ step_s).';
+
+const BATCH = 64;
+const ROTATED = BATCH * 4;
+const CLASSES = 64;
+
+const MODELS: Record<string, () => ModelSpec> = {
+  conv4: () => conv4Spec({ numClasses: CLASSES }),
+  'resnet12-narrow': () => resnet12Spec({ widths: [16, 32, 64, 128], numClasses: CLASSES }),
+  resnet12: () => resnet12Spec({ numClasses: CLASSES }),
+};
+/** The cpu backend is plain JavaScript: only the small models are timed on it. */
+const CPU_MODELS = new Set(['conv4', 'resnet12-narrow']);
+
+function listFromEnv(name: string, fallback: string[]): string[] {
+  const v = process.env[name];
+  return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : fallback;
+}
+
+/** The Gen-0 loss: mean CE over all 4B rows + gamma * mean BCE-with-logits on one-hot rotation targets. */
+function gen0Loss(logits: tf.Tensor2D, rotLogits: tf.Tensor2D, labels: tf.Tensor2D, rotTargets: tf.Tensor2D, gamma = 2): tf.Scalar {
+  const ce = tf.mean(tf.neg(tf.sum(tf.mul(labels, tf.logSoftmax(logits)), 1)));
+  // BCE with logits: max(z, 0) - z * t + log(1 + exp(-|z|))
+  const bce = tf.mean(tf.add(tf.sub(tf.relu(rotLogits), tf.mul(rotLogits, rotTargets)), tf.log1p(tf.exp(tf.neg(tf.abs(rotLogits))))));
+  return tf.add(ce, tf.mul(bce, gamma));
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export async function timeSteps(spec: ModelSpec, repeats: number): Promise<{ wall: number[]; cpu: number[] }> {
+  const model = new TfModel(spec, initWeights(spec, 1));
+  const vars = model.trainableVariables();
+  const x = tf.randomNormal([ROTATED, spec.imageSize, spec.imageSize, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
+  const cls = Array.from({ length: ROTATED }, (_, i) => i % CLASSES);
+  const labels = tf.oneHot(tf.tensor1d(cls, 'int32'), CLASSES, 1, 0, 'float32') as tf.Tensor2D;
+  const rot = tf.oneHot(tf.tensor1d(Array.from({ length: ROTATED }, (_, i) => Math.floor(i / BATCH)), 'int32'), 4, 1, 0, 'float32') as tf.Tensor2D;
+  const times: number[] = [];
+  const cpuTimes: number[] = [];
+  for (let r = 0; r <= repeats; r++) {
+    const start = performance.now();
+    const cpuStart = process.cpuUsage();
+    tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => {
+        const out = model.forward(x, true);
+        return gen0Loss(out.logits, out.rotLogits, labels, rot);
+      }, vars);
+      for (const v of vars) v.assign(tf.sub(v, tf.mul(grads[v.name], 0.01)));
+      value.dataSync();
+    });
+    const elapsed = (performance.now() - start) / 1000;
+    const cpu = process.cpuUsage(cpuStart);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    if (r > 0) {
+      // the first step warms up kernels and allocations
+      times.push(elapsed);
+      cpuTimes.push(cpuSeconds);
+    }
+    process.stderr.write(`  ${spec.arch} ${spec.widths.join('-')} step ${r}${r === 0 ? ' (warm-up)' : ''}: ${elapsed.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s cpu\n`);
+  }
+  tf.dispose([x, labels, rot]);
+  model.dispose();
+  return { wall: times, cpu: cpuTimes };
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  const models = listFromEnv('SKD_BENCH_MODELS', Object.keys(MODELS));
+  const backends = listFromEnv('SKD_BENCH_BACKENDS', ['wasm', 'cpu']) as BackendChoice[];
+  const repeats = Number(process.env.SKD_BENCH_REPEATS ?? 3);
+  const results: Record<string, unknown> = {};
+  for (const backend of backends) {
+    const selected = await selectBackend(backend, { log: (line) => process.stderr.write(line + '\n') });
+    const perModel: Record<string, unknown> = {};
+    for (const name of models) {
+      if (!MODELS[name]) throw new Error(`unknown bench model '${name}'`);
+      if (backend === 'cpu' && !CPU_MODELS.has(name)) continue;
+      const { wall, cpu } = await timeSteps(MODELS[name](), repeats);
+      const best = Math.min(...wall);
+      perModel[name] = {
+        step_s_min: +best.toFixed(3),
+        step_s_median: +median(wall).toFixed(3),
+        step_s_all: wall.map((t) => +t.toFixed(3)),
+        images_per_s: +(ROTATED / best).toFixed(1),
+        cpu_s_min: +Math.min(...cpu).toFixed(3),
+        cpu_s_median: +median(cpu).toFixed(3),
+      };
+    }
+    results[backend] = { backend: selected.name, description: selected.description, models: perModel };
+  }
+  return { batch: BATCH, images_per_step: ROTATED, image_size: 32, results };
+}
