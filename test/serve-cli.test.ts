@@ -1,0 +1,86 @@
+/**
+ * `skd serve` as a process: it prints its address, survives a crash right after acknowledging a write
+ * (SIGKILL) with the classifier intact, and on SIGTERM finishes the request in flight before exiting 0.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FIXTURES, SKD_BIN, runSkd } from './helpers/run-skd.js';
+import { COLOURS, rawImage, request, syntheticImage } from './serve-helpers.js';
+
+const MODEL = join(FIXTURES, 'models', 'resnet12_w8-16-32-64_pytorch.onnx');
+const FOREIGN = ['--layout', 'nchw', '--size', '32', '--mean', '0.5071,0.4867,0.4408', '--std', '0.2675,0.2565,0.2761', '--device', 'cpu', '--threads', '1'];
+const dir = mkdtempSync(join(tmpdir(), 'skd-serve-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Served { child: ChildProcess; url: string; stderr: () => string; exited: Promise<number | null> }
+
+async function serve(extra: string[]): Promise<Served> {
+  const child = spawn(process.execPath, [SKD_BIN, 'serve', '--model', MODEL, '--port', '0', '--store', join(dir, 'store'), ...FOREIGN, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no address after 20 s; stderr: ${stderr}`)), 20_000);
+    child.stdout!.on('data', (d) => {
+      stdout += d;
+      const m = /listening on (http:\/\/\S+)/.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.on('exit', () => reject(new Error(`exited before listening; stderr: ${stderr}`)));
+  });
+  return { child, url, stderr: () => stderr, exited };
+}
+
+const support = [0, 1, 2].flatMap((k) => [0, 1].map((j) => ({ label: `c${k}`, image: rawImage(syntheticImage(32, COLOURS[k]!, 10 * k + j), 32, 32) })));
+
+test('an acknowledged classifier survives SIGKILL right after the answer', async () => {
+  const a = await serve([]);
+  assert.match(a.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  const put = await request(a.url, 'PUT', '/v1/classifiers/kept', { support });
+  assert.equal(put.status, 201, JSON.stringify(put.body));
+  a.child.kill('SIGKILL');
+  await a.exited;
+  assert.deepEqual(readdirSync(join(dir, 'store')), ['kept.json']);
+  const b = await serve([]);
+  try {
+    const got = await request(b.url, 'GET', '/v1/classifiers/kept');
+    assert.equal(got.status, 200);
+    assert.deepEqual(got.body.labels, ['c0', 'c1', 'c2']);
+    const predicted = await request(b.url, 'POST', '/v1/classifiers/kept/predict', { queries: [support[2]!.image] });
+    assert.equal(predicted.body.predictions[0].label, 'c1');
+  } finally {
+    b.child.kill('SIGKILL');
+    await b.exited;
+  }
+});
+
+test('SIGTERM lets the request in flight finish, then exits 0', async () => {
+  // A long batching wait keeps the request in flight while the signal arrives.
+  const s = await serve(['--batch-wait-ms', '600']);
+  const inFlight = request(s.url, 'POST', '/v1/embed', { images: [support[0]!.image] });
+  await new Promise((r) => setTimeout(r, 200));
+  s.child.kill('SIGTERM');
+  const res = await inFlight;
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.embeddings.length, 1);
+  assert.equal(await s.exited, 0);
+  assert.match(s.stderr(), /SIGTERM: finishing requests in flight/);
+});
+
+test('bad flags and a missing model end with one clear line', async () => {
+  const missing = await runSkd(['serve', '--model', join(dir, 'nope.onnx'), '--port', '0']);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /model file not found/);
+  assert.doesNotMatch(missing.stderr, /\n\s+at /);
+  const badLimit = await runSkd(['serve', '--model', MODEL, ...FOREIGN, '--max-batch', '0']);
+  assert.notEqual(badLimit.code, 0);
+  assert.match(badLimit.stderr, /--max-batch must be a positive integer/);
+});
