@@ -239,3 +239,29 @@ test('without a model the page says so and offers the file chooser', { timeout: 
     await bare.close();
   }
 });
+
+test('a model without metadata is described by URL parameters or the form, and assumptions are shown', { timeout: 90_000 }, async () => {
+  const foreign = join(packageRoot(), 'test', 'fixtures', 'models', 'resnet12_w8-16-32-64_pytorch.onnx');
+  const other = await startWebServer({ modelPath: foreign, port: 0 });
+  try {
+    const page = await context.newPage();
+    // The URL gives the normalisation; layout and size are read from the input shape, and the page says so.
+    const params = new URLSearchParams({ mean: CIFAR.mean.join(','), std: CIFAR.std.join(',') });
+    await page.goto(`${other.url}?${params}`);
+    await waitForState(page, 'no-classes');
+    assert.match(await page.locator('#model-notice').innerText(), /assumes: layout nchw \(from the input shape\), image size 32 \(from the input shape\)\. /);
+    assert.match(await page.locator('#model-status').innerText(), /64 features; 32×32 RGB, NCHW, mean \[0\.5071, 0\.4867, 0\.4408\], std \[0\.2675/);
+    await shot(page, '08-model-without-metadata');
+    // The form completes the description; the model is prepared again and nothing is assumed any more.
+    await page.locator('#model-settings summary').click();
+    await page.getByLabel('Layout').selectOption('nchw');
+    await page.getByLabel('Image size (pixels)').fill('32');
+    await page.getByRole('button', { name: 'Reload the model with these settings' }).click();
+    await page.waitForFunction(() => document.body.dataset.state === 'no-classes' && document.getElementById('model-notice')?.hidden === true, null, { timeout: WAIT_MS });
+    assert.match(await page.locator('#model-status').innerText(), /Model ready/);
+    await page.close();
+  } finally {
+    await other.close();
+  }
+  assert.deepEqual(externalRequests, []);
+});

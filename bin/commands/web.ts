@@ -129,7 +129,7 @@ function fileUnder(distDir: string, urlPath: string): string | null {
 export async function startWebServer(opts: WebServerOptions = {}): Promise<WebServer> {
   const distDir = resolve(opts.distDir ?? WEB_DIST);
   if (!existsSync(join(distDir, 'index.html'))) {
-    throw new UserError(`the page is not built (no ${join(distDir, 'index.html')}); run \`node web/build.mjs\` or \`npm run build\``);
+    throw new UserError(`the page is not built (no ${join(distDir, 'index.html')}); run \`node web/build.mjs\` (npm ci and npm test do it)`);
   }
   const modelPath = opts.modelPath ?? null;
   const server = createServer((req, res) => {

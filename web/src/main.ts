@@ -141,6 +141,7 @@ async function addPictures(classId: string, files: File[]): Promise<void> {
   if (!classifier) return;
   showMessage(ui.classError, null);
   setBusy(true);
+  ui.classesHint.textContent = `Reading ${files.length} picture${files.length === 1 ? '' : 's'}…`;
   try {
     const { ok, failed } = await featuresOfFiles(files);
     const entry = classifier.classes.find((c) => c.id === classId);
@@ -151,6 +152,7 @@ async function addPictures(classId: string, files: File[]): Promise<void> {
     await persist();
   } catch (err) {
     showMessage(ui.classError, `The pictures could not be added: ${(err as Error).message}`);
+    refresh();
   } finally {
     setBusy(false);
   }
@@ -243,8 +245,18 @@ async function fetchWithProgress(url: string): Promise<Uint8Array | null> {
   return bytes;
 }
 
+/** Forgets the classes shown for the previous model (they belong to it, and come back with it). */
+function clearModelViews(): void {
+  ui.classList.replaceChildren();
+  ui.classesHint.textContent = '';
+  ui.runtimeInfo.textContent = '';
+  showMessage(ui.classError, null);
+  showMessage(ui.queryError, null);
+}
+
 function startLoading(message: string): void {
   setState('loading');
+  clearModelViews();
   ui.modelProgress.hidden = false;
   ui.modelProgress.value = 0;
   ui.modelStatus.textContent = message;
@@ -304,6 +316,7 @@ function showModelFailure(err: unknown): void {
   backbone = null;
   classifier = null;
   ui.modelProgress.hidden = true;
+  clearModelViews();
   setState('model-error');
   ui.modelStatus.textContent = 'No model loaded.';
   const message = err instanceof ModelUnusableError ? err.message : `The model could not be loaded: ${(err as Error).message ?? String(err)}`;
