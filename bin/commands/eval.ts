@@ -80,7 +80,13 @@ function parseTriple(flag: string, s: string | undefined): [number, number, numb
   return parts as [number, number, number];
 }
 
-async function runEval(args: EvalArgs): Promise<void> {
+/** A flag given twice arrives as an array: the last one wins, as on most command lines. */
+function last<T>(v: T | T[]): T {
+  return Array.isArray(v) ? v[v.length - 1]! : v;
+}
+
+async function runEval(raw: EvalArgs): Promise<void> {
+  const args = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, last(v)])) as unknown as EvalArgs;
   // Everything that can be checked from the flags alone, before loading anything.
   if (!isDatasetName(args.dataset)) throw new UserError(`unknown dataset "${args.dataset}" (expected one of ${DATASET_NAMES.join(', ')})`);
   const dataset = args.dataset;
