@@ -5,6 +5,7 @@
 import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
+import type { TfModel } from '../models/tfjs.js';
 import type { EpochRecord } from './types.js';
 
 export interface StepInfo {
@@ -22,6 +23,8 @@ export interface StepInfo {
 }
 
 export interface TrainHooks {
+  /** Once per generation, after the networks are built and before the first step (models are live until the run ends). */
+  onStart?: (info: { generation: number; model: TfModel; teacher?: TfModel }) => void;
   /** After every optimiser step. */
   onStep?: (info: StepInfo) => void;
   /** After every epoch (and its validation and checkpoint). */

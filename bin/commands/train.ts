@@ -1,11 +1,148 @@
-import type { CommandModule } from 'yargs';
+/** `skd train gen0|gen1`: thin layer over train/gen0.ts and train/gen1.ts. */
+import type { Argv, CommandModule } from 'yargs';
+import { DATASET_NAMES, type DatasetName } from '../../data/datasets.js';
 import { UserError } from '../../data/errors.js';
+import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../../train/backend.js';
+import { MODEL_NAMES, RECIPE_NAMES, type ModelName, type RecipeName, type TrainOptions } from '../../train/config.js';
+import { trainGen0 } from '../../train/gen0.js';
+import { trainGen1 } from '../../train/gen1.js';
+import type { TrainResult } from '../../train/loop.js';
+import { consoleHooks } from '../../train/progress.js';
 
-// Placeholder until this capability lands; it says so rather than pretending to work.
+interface TrainArgs {
+  recipe?: RecipeName;
+  dataset?: DatasetName;
+  'data-root'?: string;
+  model?: ModelName;
+  widths?: string;
+  'image-size'?: number;
+  'images-per-class'?: number;
+  epochs?: number;
+  lr_decay_epochs?: string;
+  learning_rate?: number;
+  batch_size?: number;
+  gamma?: number;
+  momentum?: number;
+  weight_decay?: number;
+  kd_T?: number;
+  path_t?: string;
+  generations?: number;
+  seed?: number;
+  out: string;
+  backend: BackendChoice;
+  threads?: number;
+  resume: boolean;
+  'val-every'?: number;
+  'val-episodes'?: number;
+  'max-steps-per-epoch'?: number;
+  json: boolean;
+}
+
+function numberList(flag: string, text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const trimmed = String(text).trim();
+  if (trimmed === '') return [];
+  const values = trimmed.split(',').map((s) => Number(s.trim()));
+  if (values.some((v) => !Number.isFinite(v))) throw new UserError(`${flag} expects a comma-separated list of numbers, got "${text}"`);
+  return values;
+}
+
+function commonOptions(y: Argv, generation: 0 | 1): Argv<TrainArgs> {
+  return y
+    .option('recipe', { choices: RECIPE_NAMES, describe: 'Per-dataset epochs, lr decay, gamma and lr of the reference (also picks the dataset)' })
+    .option('dataset', { choices: DATASET_NAMES, describe: 'Training data (default: the recipe\'s, else CIFAR-FS)' })
+    .option('data-root', { alias: 'data_root', type: 'string', describe: 'Folder holding the dataset files' })
+    .option('model', { choices: MODEL_NAMES, describe: generation === 0 ? 'Backbone (default resnet12)' : 'Backbone; must match the teacher (default: the teacher\'s)' })
+    .option('widths', { type: 'string', describe: 'Comma list: 4 widths for resnet12 (default 64,160,320,640), 1 for conv4 (64)' })
+    .option('image-size', { alias: 'image_size', type: 'number', describe: 'Image side (default: the dataset\'s; toy and folder sets are generated/resized to it)' })
+    .option('images-per-class', { alias: 'images_per_class', type: 'number', describe: 'Toy dataset: images per class (default 60)' })
+    .option('epochs', { type: 'number', describe: 'Training epochs (recipe)' })
+    .option('lr_decay_epochs', { alias: 'lr-decay-epochs', type: 'string', describe: 'Comma list of epochs after which lr is multiplied by 0.1 (recipe)' })
+    .option('learning_rate', { alias: ['learning-rate', 'lr'], type: 'number', describe: `Base learning rate (default ${generation === 0 ? 0.05 : 0.001})` })
+    .option('batch_size', { alias: 'batch-size', type: 'number', describe: 'Batch size, drop-last (default 64)' })
+    .option('gamma', { type: 'number', describe: generation === 0 ? 'Weight of the rotation BCE term (default 2)' : 'Weight of the x/x180 distance term (recipe)' })
+    .option('momentum', { type: 'number', describe: 'SGD momentum (default 0.9)' })
+    .option('weight_decay', { alias: 'weight-decay', type: 'number', describe: 'SGD weight decay on all parameters (default 5e-4)' })
+    .option('seed', { type: 'number', describe: 'Seed of initial weights, shuffling, augmentation and dropout masks (default 0)' })
+    .option('out', { type: 'string', demandOption: true, describe: 'Output folder: gen<N>.safetensors checkpoints and log.jsonl' })
+    .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice, describe: 'TensorFlow.js backend' })
+    .option('threads', { type: 'number', describe: 'WebAssembly threads (default: all cores)' })
+    .option('resume', { type: 'boolean', default: false, describe: 'Continue the checkpoint in --out (same settings give the same result as an uninterrupted run)' })
+    .option('val-every', { alias: 'val_every', type: 'number', describe: 'Nearest-centroid 5-way 1-shot validation on the val split every N epochs (0 = off)' })
+    .option('val-episodes', { alias: 'val_episodes', type: 'number', describe: 'Episodes per validation (default 100)' })
+    .option('max-steps-per-epoch', { alias: 'max_steps_per_epoch', type: 'number', describe: 'Cap steps per epoch (quick runs)' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print the run\'s result (history, checkpoint path) as JSON on stdout' }) as unknown as Argv<TrainArgs>;
+}
+
+function toOptions(a: TrainArgs): TrainOptions & { resume: boolean } {
+  return {
+    recipe: a.recipe,
+    dataset: a.dataset,
+    dataRoot: a['data-root'],
+    model: a.model,
+    widths: numberList('--widths', a.widths),
+    imageSize: a['image-size'],
+    imagesPerClass: a['images-per-class'],
+    epochs: a.epochs,
+    lrDecayEpochs: numberList('--lr_decay_epochs', a.lr_decay_epochs),
+    learningRate: a.learning_rate,
+    batchSize: a.batch_size,
+    gamma: a.gamma,
+    momentum: a.momentum,
+    weightDecay: a.weight_decay,
+    kdT: a.kd_T,
+    pathT: a.path_t,
+    generations: a.generations,
+    seed: a.seed,
+    out: a.out,
+    valEvery: a['val-every'],
+    valEpisodes: a['val-episodes'],
+    maxStepsPerEpoch: a['max-steps-per-epoch'],
+    resume: a.resume,
+  };
+}
+
+function finish(results: TrainResult[], json: boolean): void {
+  for (const r of results) {
+    const last = r.history[r.history.length - 1];
+    const val = last?.val ? `, val ${last.val.accuracy.toFixed(2)}%` : '';
+    process.stderr.write(`gen${r.generation} done: ${r.checkpoint}${last ? ` (epoch ${last.epoch}, loss ${last.loss.toFixed(4)}${val})` : ''}\n`);
+  }
+  if (json) process.stdout.write(JSON.stringify(results.length === 1 ? results[0] : results, null, 2) + '\n');
+}
+
+async function run(generation: 0 | 1, a: TrainArgs): Promise<void> {
+  const options = toOptions(a);
+  const hooks = consoleHooks();
+  try {
+    await selectBackend(a.backend, { threads: a.threads, log: hooks.log });
+    if (generation === 0) finish([await trainGen0(options, hooks)], a.json);
+    else finish(await trainGen1(options, hooks), a.json);
+  } finally {
+    hooks.close();
+  }
+}
+
+const gen0Command: CommandModule<object, TrainArgs> = {
+  command: 'gen0',
+  describe: 'Gen-0: classification + rotation self-supervision (CE + gamma * BCE on four rotations)',
+  builder: (y) => commonOptions(y, 0),
+  handler: (a) => run(0, a),
+};
+
+const gen1Command: CommandModule<object, TrainArgs> = {
+  command: 'gen1',
+  describe: 'Gen-1: self-supervised distillation from a frozen teacher (KD(T) + gamma * ||z(x) - z(x180)|| / 3)',
+  builder: (y) => commonOptions(y, 1)
+    .option('path_t', { alias: ['path-t', 'teacher'], type: 'string', demandOption: true, describe: 'Teacher: a gen0 (or earlier gen1) checkpoint, or an ONNX graph with logits' })
+    .option('kd_T', { alias: ['kd-t', 'kd-T'], type: 'number', describe: 'Distillation temperature (default 2)' })
+    .option('generations', { type: 'number', describe: 'Distil this many generations in a row: Gen-2 learns from Gen-1, ... (default 1)' }) as unknown as Argv<TrainArgs>,
+  handler: (a) => run(1, a),
+};
+
 export const trainCommand: CommandModule = {
   command: 'train',
-  describe: '(train: not built yet)',
-  handler: () => {
-    throw new UserError('skd train is not available in this build yet');
-  },
+  describe: 'Train Gen-0 or distil Gen-1 (TensorFlow.js); writes checkpoints and log.jsonl',
+  builder: (y) => y.command(gen0Command as unknown as CommandModule).command(gen1Command as unknown as CommandModule).demandCommand(1, 'Name a generation: skd train gen0 | gen1'),
+  handler: () => undefined,
 };

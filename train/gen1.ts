@@ -1,0 +1,113 @@
+/**
+ * Gen-1 (and later generations): self-supervised knowledge distillation. The student starts as a copy of
+ * the teacher; the teacher is frozen, runs in evaluation mode and sees only the unrotated batch x; the
+ * student runs in training mode on [x; x180]. Loss: KD(T) on the unrotated rows + gamma * L2 / 3
+ * (train/losses.ts). With `generations` N > 1, Gen-k distils from Gen-(k-1)'s final checkpoint.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../data/errors.js';
+import { TfModel } from '../models/tfjs.js';
+import type { ModelSpec } from '../models/spec.js';
+import { describeSpecMismatch } from './checkpoint.js';
+import { resolveConfig, specFor, type TrainConfig, type TrainOptions } from './config.js';
+import { countCorrect, type RunOptions } from './gen0.js';
+import { registerGradients } from './gradients.js';
+import { gen1Loss } from './losses.js';
+import { NonFiniteLossError, runEpochs, validate, type StepFn, type TrainResult } from './loop.js';
+import type { TrainHooks } from './progress.js';
+import { withHalfTurn } from './rotate.js';
+import { checkpointPathFor, loadTrainData, prepareOutDir, startingPoint } from './setup.js';
+import { Sgd } from './sgd.js';
+import { loadTeacher } from './teacher.js';
+
+/** One Gen-1 optimiser step (exported for tests and benchmarks). */
+export function gen1Step(teacher: TfModel, student: TfModel, sgd: Sgd, temperature: number, gamma: number): StepFn {
+  const variables = student.trainableVariables();
+  return (x, labels, lr) => {
+    const zTeacher = tf.tidy(() => teacher.forward(x, false).logits);
+    let kept: tf.Tensor[] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const out = student.forward(withHalfTurn(x), true);
+      const p = gen1Loss(zTeacher, out.logits, temperature, gamma);
+      kept = [tf.keep(p.kd), tf.keep(p.l2), tf.keep(out.logits)];
+      return p.loss;
+    }, variables);
+    const [kd, l2, logits] = kept;
+    try {
+      const loss = value.dataSync()[0];
+      if (!Number.isFinite(loss)) throw new NonFiniteLossError(loss);
+      sgd.step(grads, lr);
+      const unrotated = tf.slice(logits, [0, 0], [labels.length, -1]) as tf.Tensor2D;
+      const correct = countCorrect(unrotated, labels);
+      unrotated.dispose();
+      return { loss, parts: { kd: kd.dataSync()[0], l2: l2.dataSync()[0] }, correct };
+    } finally {
+      tf.dispose([value, zTeacher, ...kept]);
+      tf.dispose(grads);
+    }
+  };
+}
+
+/** Checks that the teacher fits this run: the classes of the training set, its image size, explicit flags. */
+function checkTeacherFits(teacherPath: string, spec: ModelSpec, options: TrainOptions, config: TrainConfig, numClasses: number): void {
+  if (options.model !== undefined || options.widths !== undefined) {
+    const wanted = specFor({ model: options.model ?? spec.arch, widths: options.widths ?? spec.widths, imageSize: spec.imageSize }, spec.numClasses);
+    const mismatch = describeSpecMismatch(wanted, spec);
+    if (mismatch) throw new UserError(`the teacher ${teacherPath} does not match --model/--widths: it has ${mismatch}`);
+  }
+  if (spec.numClasses !== numClasses) {
+    throw new UserError(`the teacher ${teacherPath} classifies ${spec.numClasses} classes, but the ${config.dataset} training split has ${numClasses}; distil on the data the teacher was trained on`);
+  }
+  if (spec.imageSize !== config.imageSize) {
+    throw new UserError(`the teacher ${teacherPath} takes ${spec.imageSize}x${spec.imageSize} images, but this run uses ${config.imageSize}x${config.imageSize} (set --image-size ${spec.imageSize})`);
+  }
+}
+
+/** Distils `generations` generations in a row and returns each one's result. */
+export async function trainGen1(options: TrainOptions & RunOptions, hooks: TrainHooks = {}): Promise<TrainResult[]> {
+  await registerGradients();
+  const resolved = resolveConfig(1, options);
+  for (const n of resolved.notes) hooks.log?.(n);
+  const base = resolved.config;
+  if (!base.pathT) throw new UserError('Gen-1 needs a teacher: --path_t <gen0 checkpoint or ONNX graph>');
+  await prepareOutDir(base.out);
+  const data = await loadTrainData(base);
+  const numClasses = data.train.classNames.length;
+  const results: TrainResult[] = [];
+  for (let generation = 1; generation <= base.generations; generation++) {
+    const teacherPath = generation === 1 ? base.pathT : checkpointPathFor(base.out, generation - 1);
+    const teacherSource = await loadTeacher(teacherPath, hooks);
+    const spec = teacherSource.spec;
+    checkTeacherFits(teacherPath, spec, options, base, numClasses);
+    const config: TrainConfig = { ...base, generation, pathT: teacherPath, model: spec.arch, widths: spec.arch === 'conv4' ? [spec.widths[0]] : [...spec.widths] };
+    const checkpointPath = checkpointPathFor(config.out, generation);
+    const start = await startingPoint({ path: checkpointPath, resume: options.resume ?? false, generation, spec, config, hooks });
+    const ckpt = start.checkpoint;
+    const teacher = new TfModel(spec, teacherSource.weights);
+    // The student starts as the teacher (running statistics included); a fresh DropBlock schedule.
+    const student = new TfModel(spec, ckpt ? ckpt.weights : teacherSource.weights, { dropoutSeed: config.seed });
+    student.dropBlockCalls = ckpt?.dropBlockCalls ?? 0;
+    const sgd = new Sgd(student.trainableVariables(), { momentum: config.momentum, weightDecay: config.weightDecay });
+    try {
+      if (ckpt?.optimizer) {
+        const buffers = student.fromNamedWeights(ckpt.optimizer.momentum);
+        sgd.setMomentumBuffers(buffers);
+        tf.dispose(buffers);
+      }
+      const args = {
+        generation, config, model: student, sgd, train: data.train, val: data.val, normalization: data.normalization,
+        checkpointPath, state: start.state, step: gen1Step(teacher, student, sgd, config.kdT, config.gamma), hooks,
+      };
+      hooks.onStart?.({ generation, model: student, teacher });
+      const initialValidation = !ckpt ? validate(args) : undefined;
+      if (initialValidation) hooks.log?.(`gen${generation} student before training (= its teacher): val ${initialValidation.accuracy.toFixed(2)}%`);
+      const history = await runEpochs(args);
+      results.push({ generation, checkpoint: checkpointPath, config, history, initialValidation });
+    } finally {
+      sgd.dispose();
+      student.dispose();
+      teacher.dispose();
+    }
+  }
+  return results;
+}
