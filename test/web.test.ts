@@ -178,7 +178,13 @@ test('the page teaches two classes, classifies a picture like onnxruntime-node, 
   assert.match(await page.locator('#query-error').innerText(), /“broken\.png” could not be read as a picture/);
   await shot(page, '04-undecodable-image');
 
-  await page.locator('#query-file').setInputFiles({ name: 'query.png', mimeType: 'image/png', buffer: query });
+  // The query arrives by drag and drop (support pictures came through the file chooser).
+  await page.evaluate(({ base64, name }) => {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, { type: 'image/png' }));
+    document.getElementById('query-drop')?.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }, { base64: query.toString('base64'), name: 'query.png' });
   await page.waitForFunction(() => document.body.dataset.result === 'shown', null, { timeout: WAIT_MS });
   assert.equal(await page.locator('#query-error').isVisible(), false);
   const result = await page.evaluate(() => (globalThis as unknown as { skdPage: { lastQuery: { features: number[]; probabilities: number[]; classes: string[] } } }).skdPage.lastQuery);
@@ -191,6 +197,15 @@ test('the page teaches two classes, classifies a picture like onnxruntime-node, 
   const maxDiff = Math.max(...result.features.map((v, i) => Math.abs(v - expectedFeatures[i])));
   assert.ok(maxDiff <= 1e-4 * scale, `page features differ from onnxruntime-node's by ${maxDiff} (scale ${scale})`);
   await shot(page, '05-classified');
+
+  // This machine has no camera: the dialog says so and closes again.
+  await page.locator('#query-camera').click();
+  await page.locator('#camera-error').waitFor({ state: 'visible', timeout: WAIT_MS });
+  assert.match(await page.locator('#camera-error').innerText(), /The camera could not be opened/);
+  await shot(page, '05-camera-unavailable');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.locator('#camera-dialog').waitFor({ state: 'hidden' });
+
   await page.setViewportSize({ width: 1100, height: 900 });
   await shot(page, '05-classified-desktop');
   await page.setViewportSize(PHONE);

@@ -88,7 +88,7 @@ function classCard(entry: ClassEntry, index: number, actions: ClassCardActions, 
   const card = element('li', { className: 'class-card' }, [
     element('header', {}, [heading, countEl]),
     thumbs,
-    element('div', { className: 'row' }, [pick, fileInput, camera, remove]),
+    element('div', { className: 'row' }, [fileInput, pick, camera, remove]),
   ]);
   card.setAttribute('aria-labelledby', headingId);
   card.dataset.className = entry.name;
