@@ -45,10 +45,7 @@ function checkIndices(set: ImageSet, indices: ArrayLike<number>): void {
   }
 }
 
-/** Pillow's RGB -> L conversion (ITU-R 601-2 luma, fixed point). */
-function luma(r: number, g: number, b: number): number {
-  return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
-}
+// Grey levels use Pillow's RGB -> L conversion (ITU-R 601-2 luma, fixed point): (r*19595 + g*38470 + b*7471 + 0x8000) >> 16.
 
 /** PIL Image.blend(degenerate, img, f) for 8-bit: truncate toward zero, clip to [0, 255]. */
 function blend(degenerate: number, v: number, f: number): number {
@@ -56,42 +53,52 @@ function blend(degenerate: number, v: number, f: number): number {
   return t <= 0 ? 0 : t >= 255 ? 255 : t | 0;
 }
 
-function adjustBrightness(px: Uint8Array, f: number): void {
-  for (let i = 0; i < px.length; i++) px[i] = blend(0, px[i], f);
-}
-
-function adjustContrast(px: Uint8Array, f: number, channels: number): void {
-  // ImageEnhance.Contrast: the degenerate image is the grey level int(mean(L) + 0.5).
-  let sum = 0;
-  const pixels = px.length / channels;
-  if (channels >= 3) for (let i = 0; i < px.length; i += channels) sum += luma(px[i], px[i + 1], px[i + 2]);
-  else for (let i = 0; i < px.length; i += channels) sum += px[i];
-  const mean = Math.floor(sum / pixels + 0.5);
-  for (let i = 0; i < px.length; i++) px[i] = blend(mean, px[i], f);
-}
-
-function adjustSaturation(px: Uint8Array, f: number, channels: number): void {
-  if (channels < 3) return; // a grey image has no saturation to change
-  for (let i = 0; i < px.length; i += channels) {
-    const g = luma(px[i], px[i + 1], px[i + 2]);
-    px[i] = blend(g, px[i], f);
-    px[i + 1] = blend(g, px[i + 1], f);
-    px[i + 2] = blend(g, px[i + 2], f);
-  }
-}
-
-/** ColorJitter: the three enhancements in a random order, each with a factor uniform in [1-j, 1+j]. */
-function colorJitter(px: Uint8Array, channels: number, jitter: number, rng: Rng): void {
+/**
+ * ColorJitter: brightness, contrast and saturation in a random order, each with a factor uniform in [1-j, 1+j],
+ * each rounded to uint8 as PIL does. Brightness and contrast are per-value maps, so consecutive ones are
+ * composed into `pending` (a 256-entry table) instead of being applied pass by pass; saturation mixes channels
+ * and applies the pending table first. Returns the table still to apply (the caller fuses it with the
+ * normalisation), leaving `px` as the image before that table.
+ */
+function colorJitter(px: Uint8Array, channels: number, jitter: number, rng: Rng, pending: Uint8Array, scratch: Uint8Array): Uint8Array {
   const order = rng.permutation(3);
   const lo = Math.max(0, 1 - jitter);
   const hi = 1 + jitter;
   const factors = [rng.uniform(lo, hi), rng.uniform(lo, hi), rng.uniform(lo, hi)];
+  for (let v = 0; v < 256; v++) pending[v] = v;
   for (let k = 0; k < 3; k++) {
     const op = order[k];
-    if (op === 0) adjustBrightness(px, factors[0]);
-    else if (op === 1) adjustContrast(px, factors[1], channels);
-    else adjustSaturation(px, factors[2], channels);
+    const f = factors[op];
+    if (op === 0) {
+      // ImageEnhance.Brightness: blend with black.
+      for (let v = 0; v < 256; v++) pending[v] = blend(0, pending[v], f);
+    } else if (op === 1) {
+      // ImageEnhance.Contrast: blend with the grey level int(mean(L) + 0.5) of the current image.
+      let sum = 0;
+      if (channels >= 3) {
+        for (let i = 0; i < px.length; i += channels) sum += (pending[px[i]] * 19595 + pending[px[i + 1]] * 38470 + pending[px[i + 2]] * 7471 + 0x8000) >> 16;
+      } else {
+        for (let i = 0; i < px.length; i += channels) sum += pending[px[i]];
+      }
+      const mean = Math.floor(sum / (px.length / channels) + 0.5);
+      for (let v = 0; v < 256; v++) scratch[v] = blend(mean, pending[v], f);
+      pending.set(scratch);
+    } else if (channels >= 3) {
+      // ImageEnhance.Color: blend with the image's own grey version.
+      for (let i = 0; i < px.length; i += channels) {
+        const r = pending[px[i]], g = pending[px[i + 1]], b = pending[px[i + 2]];
+        const grey = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
+        const tr = grey + f * (r - grey);
+        const tg = grey + f * (g - grey);
+        const tb = grey + f * (b - grey);
+        px[i] = tr <= 0 ? 0 : tr >= 255 ? 255 : tr | 0;
+        px[i + 1] = tg <= 0 ? 0 : tg >= 255 ? 255 : tg | 0;
+        px[i + 2] = tb <= 0 ? 0 : tb >= 255 ? 255 : tb | 0;
+      }
+      for (let v = 0; v < 256; v++) pending[v] = v;
+    }
   }
+  return pending;
 }
 
 /**
@@ -103,10 +110,14 @@ export function augmentBatch(set: ImageSet, indices: ArrayLike<number>, rng: Rng
   const { height: h, width: w, channels: c } = set;
   const imageSize = h * w * c;
   const rowSize = w * c;
-  const lut = cachedTable(opts.normalization, c);
+  const baseLut = cachedTable(opts.normalization, c);
   const out = new Float32Array(indices.length * imageSize);
   const tmp = new Uint8Array(imageSize);
+  const pending = new Uint8Array(256);
+  const scratch = new Uint8Array(256);
+  const imageLut = new Float32Array(c * 256);
   const pad = Math.max(0, Math.floor(opts.padding));
+  const images = set.images;
   for (let n = 0; n < indices.length; n++) {
     const src = indices[n] * imageSize;
     // RandomCrop(size, padding): top-left corner uniform in [0, 2*pad] of the zero-padded image.
@@ -122,10 +133,17 @@ export function augmentBatch(set: ImageSet, indices: ArrayLike<number>, rng: Rng
         const sy = y + dy;
         if (sy < 0 || sy >= h || x1 <= x0) continue;
         const from = src + sy * rowSize + (x0 + dx) * c;
-        tmp.set(set.images.subarray(from, from + (x1 - x0) * c), y * rowSize + x0 * c);
+        const to = y * rowSize + x0 * c;
+        const len = (x1 - x0) * c;
+        for (let i = 0; i < len; i++) tmp[to + i] = images[from + i];
       }
     }
-    if (opts.jitter > 0) colorJitter(tmp, c, opts.jitter, rng);
+    let lut = baseLut;
+    if (opts.jitter > 0) {
+      const table = colorJitter(tmp, c, opts.jitter, rng, pending, scratch);
+      for (let k = 0; k < c; k++) for (let v = 0; v < 256; v++) imageLut[k * 256 + v] = baseLut[k * 256 + table[v]];
+      lut = imageLut;
+    }
     const flip = opts.flip && rng.random() < 0.5;
     let o = n * imageSize;
     if (!flip && c === 3) {
@@ -153,10 +171,19 @@ export function normalizeBatch(set: ImageSet, indices: ArrayLike<number>, normal
   const lut = cachedTable(normalization, set.channels);
   const c = set.channels;
   const out = new Float32Array(indices.length * imageSize);
+  const px = set.images;
   for (let n = 0; n < indices.length; n++) {
     const src = indices[n] * imageSize;
     const o = n * imageSize;
-    for (let i = 0; i < imageSize; i++) out[o + i] = lut[(i % c) * 256 + set.images[src + i]];
+    if (c === 3) {
+      for (let i = 0; i < imageSize; i += 3) {
+        out[o + i] = lut[px[src + i]];
+        out[o + i + 1] = lut[256 + px[src + i + 1]];
+        out[o + i + 2] = lut[512 + px[src + i + 2]];
+      }
+    } else {
+      for (let i = 0; i < imageSize; i++) out[o + i] = lut[(i % c) * 256 + px[src + i]];
+    }
   }
   return out;
 }

@@ -109,3 +109,34 @@ test('augmented batches keep the data statistics roughly (no systematic shift)',
   const expected = [0, 1, 2].map((c) => lut(127.5, c));
   for (let c = 0; c < 3; c++) assert.ok(Math.abs(mean[c] - expected[c]) < 0.15, `channel ${c}: ${mean[c]} vs ${expected[c]}`);
 });
+
+test('colour jitter equals PIL enhancements applied one after another (order and factors from the stream)', () => {
+  const set = randomSet(3, 8, 12);
+  const identity = { mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] };
+  const blend = (d: number, v: number, f: number): number => { const t = d + f * (v - d); return t <= 0 ? 0 : t >= 255 ? 255 : Math.trunc(t); };
+  const luma = (r: number, g: number, b: number): number => (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
+  for (let seed = 0; seed < 30; seed++) {
+    const out = augmentBatch(set, [seed % 3], new Rng(seed), { padding: 0, flip: false, jitter: 0.4, normalization: identity });
+    const draws = new Rng(seed);
+    const order = draws.permutation(3);
+    const factors = [draws.uniform(0.6, 1.4), draws.uniform(0.6, 1.4), draws.uniform(0.6, 1.4)];
+    const px = Array.from(set.images.subarray((seed % 3) * 192, (seed % 3 + 1) * 192));
+    for (const op of order) {
+      const f = factors[op];
+      if (op === 0) for (let i = 0; i < px.length; i++) px[i] = blend(0, px[i], f);
+      if (op === 1) {
+        let sum = 0;
+        for (let i = 0; i < px.length; i += 3) sum += luma(px[i], px[i + 1], px[i + 2]);
+        const mean = Math.floor(sum / 64 + 0.5);
+        for (let i = 0; i < px.length; i++) px[i] = blend(mean, px[i], f);
+      }
+      if (op === 2) {
+        for (let i = 0; i < px.length; i += 3) {
+          const g = luma(px[i], px[i + 1], px[i + 2]);
+          for (let k = 0; k < 3; k++) px[i + k] = blend(g, px[i + k], f);
+        }
+      }
+    }
+    assert.deepEqual(Array.from(out, (v) => Math.round(v * 255)), px, `seed ${seed}`);
+  }
+});

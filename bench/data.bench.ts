@@ -1,0 +1,95 @@
+/**
+ * Data pipeline speed: loading a CIFAR-FS-sized protocol-2 pickle, the training augmentation, and the toy
+ * generator.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { augmentBatch, normalizeBatch } from '../data/augment.js';
+import { CIFAR_NORMALIZATION, imageSetFromPickle } from '../data/datasets.js';
+import { sampleEpisode } from '../data/episodes.js';
+import { Rng } from '../data/rng.js';
+import { generateToy } from '../data/toy.js';
+import { writeDatasetPickle } from '../test/helpers/pickle-writer.js';
+
+export const describe =
+  'load_s: read + parse a generated CIFAR-FS-sized protocol-2 pickle (38,400 x 32x32x3, 64 classes); ' +
+  'augment: images/s through augmentBatch, batches of 64 at 32x32 (train: crop pad 4 + jitter 0.4 + flip + normalise; ' +
+  'support: crop + flip + normalise); toy: images/s generating the toy train split (64 x 600 at 32x32); ' +
+  'episodes: 5-way 1-shot 15-query episodes/s from 20 classes x 600. *_per_cpu_s divide by the process CPU time, ' +
+  'the steadier figure on a shared machine';
+
+function seconds(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** Wall seconds and CPU seconds of fn (CPU time is the steadier figure on a shared machine). */
+function timed(fn: () => void): { wall: number; cpu: number } {
+  const start = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
+  fn();
+  const used = process.cpuUsage(cpu);
+  return { wall: seconds(start), cpu: (used.user + used.system) / 1e6 };
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(join(tmpdir(), 'skd-bench-data-'));
+  try {
+    // A CIFAR-FS-sized split: 64 classes x 600 images, sparse CIFAR-100 ids, pixels from a seeded stream.
+    const count = 38_400;
+    const pixels = new Uint8Array(count * 3072);
+    const rng = new Rng(0);
+    for (let i = 0; i < pixels.length; i += 4) {
+      const w = rng.nextUint32();
+      pixels[i] = w & 255; pixels[i + 1] = (w >>> 8) & 255; pixels[i + 2] = (w >>> 16) & 255; pixels[i + 3] = w >>> 24;
+    }
+    const labels = Array.from({ length: count }, (_, i) => 1 + (Math.floor(i / 600) * 3) % 100);
+    const file = join(dir, 'train.pickle');
+    writeDatasetPickle(file, pixels, 32, labels);
+    const fileBytes = statSync(file).size;
+
+    const start = process.hrtime.bigint();
+    const set = imageSetFromPickle(file, 'CIFAR-FS', 'train');
+    const loadSeconds = seconds(start);
+    if (set.count !== count || set.classNames.length !== 64) throw new Error('benchmark pickle did not load as written');
+    // The pixels are a view into the buffer the file was read into: no copy after reading.
+    const pixelsAreView = set.images.buffer.byteLength >= fileBytes && set.images.byteOffset > 0;
+
+    const batches = 300;
+    const train = { padding: 4, flip: true, jitter: 0.4, normalization: CIFAR_NORMALIZATION };
+    const support = { padding: 4, flip: true, jitter: 0, normalization: CIFAR_NORMALIZATION };
+    const order = new Rng(1).permutation(count);
+    const augRng = new Rng(2);
+    const timeAugment = (opts: typeof train): { wall: number; cpu: number } =>
+      timed(() => { for (let b = 0; b < batches; b++) augmentBatch(set, order.subarray(b * 64, (b + 1) * 64), augRng, opts); });
+    const trainTime = timeAugment(train);
+    const supportTime = timeAugment(support);
+    const normalizeTime = timed(() => { for (let b = 0; b < batches; b++) normalizeBatch(set, order.subarray(b * 64, (b + 1) * 64), CIFAR_NORMALIZATION); });
+    const images = batches * 64;
+
+    let toyCount = 0;
+    const toyTime = timed(() => { toyCount = generateToy({ split: 'train', seed: 0 }).count; });
+
+    const testLabels = new Int32Array(12_000).map((_, i) => Math.floor(i / 600));
+    const episodeTime = timed(() => { for (let e = 0; e < 600; e++) sampleEpisode(testLabels, 20, e, { nWays: 5, nShots: 1, nQueries: 15, seed: 0 }); });
+    const episodeRate = 600 / episodeTime.wall;
+
+    return {
+      pickle_mib: +(fileBytes / 2 ** 20).toFixed(1),
+      load_s: +loadSeconds.toFixed(3),
+      pixels_are_view_of_file_buffer: pixelsAreView,
+      augment_train_images_per_s: Math.round(images / trainTime.wall),
+      augment_train_images_per_cpu_s: Math.round(images / trainTime.cpu),
+      augment_support_images_per_s: Math.round(images / supportTime.wall),
+      augment_support_images_per_cpu_s: Math.round(images / supportTime.cpu),
+      normalize_images_per_s: Math.round(images / normalizeTime.wall),
+      toy_images: toyCount,
+      toy_s: +toyTime.wall.toFixed(3),
+      toy_images_per_s: Math.round(toyCount / toyTime.wall),
+      toy_images_per_cpu_s: Math.round(toyCount / toyTime.cpu),
+      episodes_per_s: Math.round(episodeRate),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
