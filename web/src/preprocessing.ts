@@ -106,10 +106,12 @@ export function resolvePreprocessing(info: OnnxInfo, overrides: PreprocessingOve
         'Export the backbone with its pooled features as an output named "features".',
     );
   }
-  const input = info.inputs.find((i) => i.name === IMAGES_INPUT) ?? info.inputs[0];
+  const meta = info.metadata;
+  const inputName = meta['skd.input'] || IMAGES_INPUT;
+  // Older ONNX files also list initializers as inputs; the image input is the named one, else the first.
+  const input = info.inputs.find((i) => i.name === inputName) ?? info.inputs[0];
   if (!input) throw new ModelUnusableError('This model has no inputs.');
 
-  const meta = info.metadata;
   const assumed: string[] = [];
   const shapeGuess = guessFromShape(input.shape);
 
