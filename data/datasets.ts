@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { UserError } from './errors.js';
 import { loadImageFolder } from './folder.js';
 import { readNpzArray } from './npz.js';
-import { NumpyArray, PyBytes, parsePickle, toIntList, type PyDict, type PyValue } from './pickle.js';
+import { NumpyArray, PyBytes, numberOf, parsePickle, toIntList, type PyDict, type PyValue } from './pickle.js';
 import { generateToy } from './toy.js';
 import type { ImageSet, Normalization } from './types.js';
 
@@ -141,7 +141,7 @@ export function imageSetFromPickle(file: string, name: string, split: string, ex
   const ids = toIntList(dict.get(labelsKey), file, `'labels'`);
   let catnames: Map<number, string> | undefined;
   const c2l = dict.get('catname2label');
-  if (c2l instanceof Map) catnames = new Map([...c2l].map(([k, v]) => [Number(v), String(k)]));
+  if (c2l instanceof Map) catnames = new Map([...c2l].map(([k, v]) => [numberOf(v), String(k)]));
   return assemble(file, name, split, px, ids, catnames);
 }
 

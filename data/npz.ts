@@ -2,6 +2,7 @@
  * Reads arrays from numpy .npz archives (a zip of .npy files, stored or deflated, zip64 included) and
  * parses .npy headers. Only the entry asked for is read from disk.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { UserError } from './errors.js';
@@ -117,6 +118,9 @@ export function readNpzArray(file: string, key: string): NpyArray {
     if (local.readUInt32LE(0) !== 0x04034b50) throw new UserError(`${file}: malformed zip entry "${entry.name}"`);
     const dataStart = entry.localHeaderOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
     if (dataStart + entry.compressedSize > fileSize) throw new UserError(`${file}: the archive is truncated inside "${entry.name}"`);
+    if (Math.max(entry.size, entry.compressedSize) > bufferConstants.MAX_LENGTH) {
+      throw new UserError(`${file}: entry "${entry.name}" holds ${(entry.size / 2 ** 30).toFixed(1)} GiB, more than this runtime can hold in one buffer (${(bufferConstants.MAX_LENGTH / 2 ** 30).toFixed(1)} GiB)`);
+    }
     const raw = readAt(fd, dataStart, entry.compressedSize, file);
     let npy: Uint8Array;
     if (entry.method === 0) npy = raw;

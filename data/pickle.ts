@@ -43,7 +43,9 @@ const MARK = new Mark();
 
 const NUMPY_RECONSTRUCT = new Set(['numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct']);
 const NUMPY_SCALAR = new Set(['numpy.core.multiarray.scalar', 'numpy._core.multiarray.scalar']);
-const ALLOWED = new Set([...NUMPY_RECONSTRUCT, ...NUMPY_SCALAR, 'numpy.ndarray', 'numpy.dtype', '_codecs.encode',
+/** Protocol 5 pickles of numpy >= 1.16 store arrays as _frombuffer(buffer, dtype, shape, order). */
+const NUMPY_FROMBUFFER = new Set(['numpy.core.numeric._frombuffer', 'numpy._core.numeric._frombuffer']);
+const ALLOWED = new Set([...NUMPY_RECONSTRUCT, ...NUMPY_SCALAR, ...NUMPY_FROMBUFFER, 'numpy.ndarray', 'numpy.dtype', '_codecs.encode',
   'builtins.set', 'builtins.frozenset', '__builtin__.set', 'builtins.bytearray', '__builtin__.bytearray', 'collections.OrderedDict']);
 
 export function parseDtype(descr: string, file: string): NumpyDtype {
@@ -60,7 +62,8 @@ function dictKey(k: PyValue, file: string): string | number | boolean | null {
   throw new UserError(`${file}: unsupported dictionary key in pickle (expected str or int keys)`);
 }
 
-function numberOf(v: PyValue): number {
+/** A Python int, bool or numpy scalar as a JS number (NaN for anything else). */
+export function numberOf(v: PyValue): number {
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint') return Number(v);
   if (typeof v === 'boolean') return v ? 1 : 0;
@@ -170,6 +173,18 @@ export function parsePickle(buf: Uint8Array, file: string): PyValue {
       const bytes = raw instanceof PyBytes ? raw.bytes : typeof raw === 'string' ? latin1Bytes(raw) : null;
       if (!dt || !('kind' in (dt as object)) || !bytes) throw new UserError(`${file}: malformed numpy scalar`);
       return scalarFrom(dt as NumpyDtype, bytes, file);
+    }
+    if (NUMPY_FROMBUFFER.has(full)) {
+      const [buffer, dt, shape, order] = args;
+      if (!(buffer instanceof PyBytes) || !dt || !('kind' in (dt as object)) || !(shape instanceof PyTuple)) throw new UserError(`${file}: malformed numpy array (_frombuffer)`);
+      const arr = new NumpyArray();
+      arr.dtype = dt as NumpyDtype;
+      arr.shape = shape.items.map(numberOf);
+      arr.fortranOrder = order === 'F';
+      arr.data = buffer.bytes;
+      const expected = arr.size * arr.dtype.itemSize;
+      if (arr.data.length !== expected) throw new UserError(`${file}: numpy array of shape (${arr.shape.join(', ')}) has ${arr.data.length} bytes, expected ${expected}`);
+      return arr;
     }
     if (full === '_codecs.encode') return new PyBytes(latin1Bytes(String(args[0])));
     if (full.endsWith('.bytearray')) return args[0] instanceof PyBytes ? args[0] : new PyBytes(new Uint8Array(0));

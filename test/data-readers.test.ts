@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { datasetImageSize, datasetNormalization, datasetPadding, imageSetFromPickle, loadDataset, type DatasetName } from '../data/datasets.js';
+import { datasetImageSize, datasetNormalization, datasetPadding, imageSetFromPickle, imageSetFromTiered, loadDataset, type DatasetName } from '../data/datasets.js';
 import { UserError } from '../data/errors.js';
 import { FIXTURES } from './helpers/run-skd.js';
 import { pickleDict, writeDatasetPickle } from './helpers/pickle-writer.js';
@@ -154,4 +154,19 @@ test('bad dataset files give one UserError naming the file and what was expected
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('protocol-5 pickles with numpy scalar labels, Python 3 protocol-2 bytes and deflated npz archives load', async () => {
+  const dir = join(FIXTURES, 'data-extra');
+  const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  const p5 = imageSetFromPickle(join(dir, 'py3_protocol5_npscalars.pickle'), 'miniImageNet', 'x');
+  assert.equal(p5.count, m.n);
+  assert.deepEqual(p5.originalIds, m.classes);
+  assert.deepEqual(p5.classNames, ['n07', 'n02', 'n09']);
+  assert.deepEqual(Array.from(p5.labels), [0, 0, 1, 2, 1, 2]);
+  assert.deepEqual(Array.from(p5.images.subarray(0, 12)), m.first_pixels);
+  const npz = imageSetFromTiered(join(dir, 'deflated_images.npz'), join(dir, 'deflated_labels.pkl'), 'x');
+  assert.deepEqual(npz.originalIds, m.classes);
+  assert.equal(pixelSum(npz), m.pixel_sum);
+  assert.equal(pixelSum(p5), m.pixel_sum);
 });
