@@ -1,8 +1,9 @@
 /**
  * ModelSpec + weights -> ONNX graph (eval mode). Convolutions absorb the batch-norm that follows them,
  * dropout and DropBlock vanish, linear layers become Gemm (transB = 1, PyTorch's [out, in] weight), global
- * average pooling becomes GlobalAveragePool + Flatten. Only the nodes that the requested outputs need are
- * written. Values keep the spec's node names (PyTorch state_dict prefixes); a folded convolution is named
+ * average pooling becomes GlobalAveragePool + Flatten. An activation followed by a 2x2 max-pool is written
+ * pool-first (exact: max commutes with a non-decreasing function), which is cheaper in onnxruntime. Only the
+ * nodes that the requested outputs need are written. Values keep the spec's node names (PyTorch state_dict prefixes); a folded convolution is named
  * "<conv>+<batch-norm suffix>", e.g. "layer1.conv1+bn1", with initializers "layer1.conv1+bn1.weight"/".bias".
  */
 import { UserError } from '../data/errors.js';
@@ -133,10 +134,11 @@ export function buildOnnxGraph(spec: ModelSpec, weights: NamedWeights, opts: Gra
     return v;
   };
   const valueName = (name: string): string => outputNameOf.get(name) ?? name;
-  const folded = new Set<string>();
+  /** Spec nodes already written as part of an earlier one (batch-norm into conv, max-pool before an activation). */
+  const absorbed = new Set<string>();
 
   for (const node of spec.nodes) {
-    if (!needed.has(node.name) || folded.has(node.name)) continue;
+    if (!needed.has(node.name) || absorbed.has(node.name)) continue;
     const out = valueName(node.name);
     switch (node.op) {
       case 'conv2d': {
@@ -162,7 +164,7 @@ export function buildOnnxGraph(spec: ModelSpec, weights: NamedWeights, opts: Gra
           emit('Conv', name, [read(node.input), initializer(`${name}.weight`, wShape, f.weight), initializer(`${name}.bias`, [node.outChannels], f.bias)], bnOut, convAttrs);
           valueOf.set(node.name, bnOut);
           valueOf.set(bn.name, bnOut);
-          folded.add(bn.name);
+          absorbed.add(bn.name);
         } else {
           const inputs = [read(node.input), initializer(`${node.name}.weight`, wShape, weight)];
           if (bias) inputs.push(initializer(`${node.name}.bias`, [node.outChannels], bias));
@@ -178,13 +180,28 @@ export function buildOnnxGraph(spec: ModelSpec, weights: NamedWeights, opts: Gra
         break;
       }
       case 'leakyrelu':
-        emit('LeakyRelu', node.name, [read(node.input)], out, [attr.float('alpha', node.alpha)]);
-        valueOf.set(node.name, out);
+      case 'relu': {
+        const activation = (input: string, output: string) => node.op === 'leakyrelu'
+          ? emit('LeakyRelu', node.name, [input], output, [attr.float('alpha', node.alpha)])
+          : emit('Relu', node.name, [input], output);
+        const users = consumers.get(node.name) ?? [];
+        const pool = users.length === 1 && users[0].op === 'maxpool' && !outputNameOf.has(node.name) && (node.op === 'relu' || node.alpha >= 0) ? users[0] : undefined;
+        if (pool && pool.op === 'maxpool') {
+          // Max-pooling commutes exactly with a non-decreasing activation; pooling first runs the
+          // activation on a quarter of the values (and keeps onnxruntime's blocked layout between blocks).
+          const pooledOut = valueName(pool.name);
+          emit('MaxPool', pool.name, [read(node.input)], `${pool.name}.before_${node.op}`, [
+            attr.ints('kernel_shape', [pool.size, pool.size]), attr.ints('strides', [pool.stride, pool.stride]),
+          ]);
+          activation(`${pool.name}.before_${node.op}`, pooledOut);
+          valueOf.set(pool.name, pooledOut);
+          absorbed.add(pool.name);
+        } else {
+          activation(read(node.input), out);
+          valueOf.set(node.name, out);
+        }
         break;
-      case 'relu':
-        emit('Relu', node.name, [read(node.input)], out);
-        valueOf.set(node.name, out);
-        break;
+      }
       case 'add':
         emit('Add', node.name, [read(node.inputs[0]), read(node.inputs[1])], out);
         valueOf.set(node.name, out);

@@ -106,6 +106,10 @@ test('structure: opset and IR version, BN folded, every node input defined, name
   assert.ok(names.includes('classifier.weight') && names.includes('rot_classifier.bias'));
   assert.equal(g.input[0].type?.tensorType?.shape?.dim?.[0]?.dimParam, 'batch');
   assert.equal(foldedName('layer2.conv3', 'layer2.bn3'), 'layer2.conv3+bn3');
+  // Max-pool is written before the block's final activation (exact, and cheaper).
+  const at = (name: string) => g.node.findIndex((n) => n.name === name);
+  assert.ok(at('layer1.add') < at('layer1.maxpool') && at('layer1.maxpool') < at('layer1.relu'));
+  assert.deepEqual(g.node[at('layer1.relu')].output, ['layer1.maxpool']);
 
   // Only what 'features' needs is written.
   const featuresOnly = exportOnnxModel({ spec, weights, normalization: CIFAR });
