@@ -101,6 +101,8 @@ const externalRequests: string[] = [];
 const pageErrors: string[] = [];
 
 before(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does it)`);
+  if (!existsSync(join(packageRoot(), 'web', 'dist', 'index.html'))) throw new Error('web/dist is not built: run node web/build.mjs (npm test does it first)');
   mkdirSync(SHOTS, { recursive: true });
   work = mkdtempSync(join(tmpdir(), 'skd-web-test-'));
   const spec = resnet12Spec({ widths: [8, 16, 32, 64], numClasses: 10, imageSize: SIZE });

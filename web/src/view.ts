@@ -85,9 +85,10 @@ function classCard(entry: ClassEntry, index: number, actions: ClassCardActions, 
 
   const heading = element('h3', { id: headingId, textContent: entry.name });
   const countEl = element('span', { className: lacking ? 'count lacking' : 'count', textContent: lacking ? `${countText} — add one` : countText });
+  const emptyHint = element('p', { className: 'hint', textContent: 'Drop pictures on this card, or add them below.' });
   const card = element('li', { className: 'class-card' }, [
     element('header', {}, [heading, countEl]),
-    thumbs,
+    count === 0 ? emptyHint : thumbs,
     element('div', { className: 'row' }, [fileInput, pick, camera, remove]),
   ]);
   card.setAttribute('aria-labelledby', headingId);
