@@ -2,7 +2,7 @@
  * SGD with momentum and weight decay, PyTorch semantics (torch.optim.SGD, dampening 0, no Nesterov):
  *   g = grad + wd * w;  buf = m * buf + g  (buf = g on the first step);  w = w - lr * buf
  * Weight decay applies to every trainable parameter, batch-norm affine parameters and biases included, as
- * the reference passes model.parameters() to SGD.
+ * the reference passes model.parameters() to SGD. Parameters without a gradient are left alone, as in PyTorch.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -25,7 +25,9 @@ export class Sgd {
     tf.tidy(() => {
       this.variables.forEach((v, i) => {
         const g0 = grads[v.name];
-        if (!g0) throw new Error(`no gradient for ${v.name}`);
+        // A parameter the loss does not reach (Gen-1's rotation head) is skipped, weight decay included,
+        // as PyTorch skips parameters whose .grad is None.
+        if (!g0) return;
         const g = weightDecay !== 0 ? tf.add(g0, tf.mul(v, weightDecay)) : g0;
         const buf = this.buffers[i];
         const next = tf.add(tf.mul(buf, momentum), g);
