@@ -161,6 +161,9 @@ test('the page teaches two classes, classifies a picture like onnxruntime-node, 
   await waitForState(page, 'no-classes');
   assert.match(await page.locator('#model-status').innerText(), /resnet12, 64 features; 32×32 RGB, NCHW/);
   assert.equal(await page.locator('#model-notice').isVisible(), false, 'a model with metadata needs no assumptions');
+  // The server's headers make the page cross-origin isolated, so the WebAssembly runtime gets threads.
+  assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+  assert.match(await page.locator('#runtime-info').innerText(), /Running on WebAssembly with \d+ threads?\./);
   await shot(page, '02-no-classes');
 
   for (const name of ['red stripes', 'blue stripes']) {

@@ -13,6 +13,8 @@ import { type Preprocessing, pixelsToInput } from './preprocessing.js';
 /** Where the build copies onnxruntime-web's .mjs/.wasm files (served by the same origin, no CDN). */
 const ORT_ASSETS_PATH = 'ort/';
 const MAX_THREADS = 4;
+/** Pictures per inference run. */
+const MAX_BATCH = 8;
 
 export interface BackboneInfo {
   provider: 'webgpu' | 'wasm';
@@ -72,8 +74,22 @@ export class Backbone {
     return this.session.outputNames;
   }
 
-  /** Features for a batch of pictures given as RGBA pixels at the model's size; rows of length featureDim. */
+  /** Features of pictures given as RGBA pixels at the model's size; rows of length featureDim, in order. */
   async features(pixels: Uint8ClampedArray[]): Promise<{ data: Float32Array; dim: number }> {
+    // Run in small batches: a phone's memory holds the activations of a few 84x84 pictures, not of a hundred.
+    const parts: Float32Array[] = [];
+    let dim = 0;
+    for (let start = 0; start < pixels.length; start += MAX_BATCH) {
+      const part = await this.batchFeatures(pixels.slice(start, start + MAX_BATCH));
+      parts.push(part.data);
+      dim = part.dim;
+    }
+    const data = new Float32Array(pixels.length * dim);
+    parts.forEach((part, i) => data.set(part, i * MAX_BATCH * dim));
+    return { data, dim };
+  }
+
+  private async batchFeatures(pixels: Uint8ClampedArray[]): Promise<{ data: Float32Array; dim: number }> {
     const p = this.preprocessing;
     const perImage = 3 * p.imageSize * p.imageSize;
     const input = new Float32Array(perImage * pixels.length);
