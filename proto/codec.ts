@@ -28,13 +28,21 @@ export function decodeOnnxModel(bytes: Uint8Array): ModelProtoObject {
   return obj;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** A float32 initializer stored as little-endian raw_data. */
 export function floatTensorProto(name: string, dims: number[], data: Float32Array): TensorProtoObject {
   const expected = dims.reduce((a, b) => a * b, 1);
   if (data.length !== expected) throw new Error(`tensor ${name}: ${data.length} values for shape [${dims.join(', ')}]`);
-  const raw = new Uint8Array(data.length * 4);
-  const view = new DataView(raw.buffer);
-  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i], true);
+  let raw: Uint8Array;
+  if (LITTLE_ENDIAN) {
+    raw = new Uint8Array(data.byteLength);
+    raw.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  } else {
+    raw = new Uint8Array(data.length * 4);
+    const view = new DataView(raw.buffer);
+    for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i], true);
+  }
   return { name, dims: [...dims], dataType: TensorDataType.FLOAT, rawData: raw };
 }
 
@@ -44,6 +52,12 @@ export function tensorProtoToFloat32(t: TensorProtoObject): Float32Array {
   const count = (t.dims ?? []).reduce((a, b) => a * b, 1);
   if (t.rawData && t.rawData.length > 0) {
     if (t.rawData.length !== count * 4) throw new Error(`tensor ${t.name ?? '?'}: ${t.rawData.length} raw bytes for ${count} floats`);
+    if (LITTLE_ENDIAN) {
+      // Copy: decoded bytes may be a Buffer view at an unaligned offset into a shared pool.
+      const out = new Float32Array(count);
+      new Uint8Array(out.buffer).set(t.rawData);
+      return out;
+    }
     const view = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);
     const out = new Float32Array(count);
     for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
