@@ -52,8 +52,14 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   app.addHook('onRequest', async (req) => {
     started.set(req, process.hrtime.bigint());
   });
+  // While shutting down, answers close their connection, so keep-alive clients do not hold the exit back.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (_req, reply, payload) => {
     for (const [k, v] of Object.entries(ISOLATION_HEADERS)) reply.header(k, v);
+    if (closing) reply.header('connection', 'close');
     return payload;
   });
   app.addHook('onResponse', async (req, reply) => {

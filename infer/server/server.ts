@@ -88,6 +88,7 @@ export async function createServer(options: ServerOptions): Promise<{ app: Fasti
   metrics.addGauge('skd_queue_images', 'Images waiting for an ONNX Runtime run.', () => batcher.queuedImages);
   metrics.addGauge('skd_classifiers', 'Saved classifiers in the store.', () => store.size);
   metrics.addGauge('process_resident_memory_bytes', 'Resident set size of the server process.', () => process.memoryUsage.rss());
+  metrics.addGauge('nodejs_heap_used_bytes', 'V8 heap in use (JavaScript objects) in the server process.', () => process.memoryUsage().heapUsed);
   const app = await buildApp(ctx, { webDir: options.webDir, logger: options.logger });
   for (const s of store.skipped) app.log.warn(`store: skipped ${s.file}: ${s.reason}`);
   return { app, ctx };
