@@ -11,12 +11,14 @@ import {
 } from './classifier.js';
 import { Camera } from './camera.js';
 import { UndecodableImageError, cameraAvailable, decodeImage, modelPixels, thumbnailOf } from './images.js';
+import { fetchModel } from './fetch-model.js';
 import { readOnnxInfo } from './onnx-info.js';
 import {
   ModelUnusableError, type PreprocessingOverrides, describePreprocessing, overridesFromParams, resolvePreprocessing,
 } from './preprocessing.js';
 import { deleteStoredClassifier, loadStoredClassifier, storeClassifier } from './storage.js';
-import { byId, makeDropTarget, renderClasses, renderProbabilities, showMessage } from './view.js';
+import { ui } from './elements.js';
+import { makeDropTarget, renderClasses, renderProbabilities, showMessage } from './view.js';
 import { readSettingsForm, fillSettingsForm } from './settings.js';
 
 type PageState = 'loading' | 'no-model' | 'model-error' | 'no-classes' | 'too-few' | 'ready';
@@ -28,34 +30,6 @@ interface PageProbe {
 }
 
 const DEFAULT_MODEL_URL = 'model.onnx';
-
-const ui = {
-  modelStatus: byId<HTMLParagraphElement>('model-status'),
-  modelProgress: byId<HTMLProgressElement>('model-progress'),
-  modelNotice: byId<HTMLParagraphElement>('model-notice'),
-  modelError: byId<HTMLParagraphElement>('model-error'),
-  modelFile: byId<HTMLInputElement>('model-file'),
-  settingsForm: byId<HTMLFormElement>('settings-form'),
-  classesSection: byId<HTMLElement>('classes-section'),
-  classesHint: byId<HTMLParagraphElement>('classes-hint'),
-  newClassForm: byId<HTMLFormElement>('new-class-form'),
-  newClassName: byId<HTMLInputElement>('new-class-name'),
-  classError: byId<HTMLParagraphElement>('class-error'),
-  classList: byId<HTMLUListElement>('class-list'),
-  saveClassifier: byId<HTMLButtonElement>('save-classifier'),
-  loadClassifier: byId<HTMLInputElement>('load-classifier'),
-  clearClasses: byId<HTMLButtonElement>('clear-classes'),
-  querySection: byId<HTMLElement>('query-section'),
-  queryDrop: byId<HTMLElement>('query-drop'),
-  queryFile: byId<HTMLInputElement>('query-file'),
-  queryCamera: byId<HTMLButtonElement>('query-camera'),
-  queryError: byId<HTMLParagraphElement>('query-error'),
-  result: byId<HTMLElement>('result'),
-  resultImage: byId<HTMLImageElement>('result-image'),
-  resultLabel: byId<HTMLParagraphElement>('result-label'),
-  resultProbabilities: byId<HTMLOListElement>('result-probabilities'),
-  runtimeInfo: byId<HTMLParagraphElement>('runtime-info'),
-};
 
 const probe: PageProbe = { lastQuery: null, provider: null };
 (globalThis as unknown as { skdPage: PageProbe }).skdPage = probe;
@@ -218,31 +192,9 @@ function hideResult(): void {
 
 // ---- Loading a model ----
 
-async function fetchWithProgress(url: string): Promise<Uint8Array | null> {
-  const target = new URL(url, document.baseURI);
-  if (target.origin !== location.origin) throw new ModelUnusableError(`The model must come from this server, not ${target.origin}.`);
-  const response = await fetch(target, { cache: 'no-cache' });
-  if (response.status === 404) return null;
-  if (!response.ok || !response.body) throw new Error(`the server answered ${response.status} for ${target.pathname}`);
-  const total = Number(response.headers.get('content-length')) || 0;
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let received = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    received += value.length;
-    if (total > 0) ui.modelProgress.value = received / total;
-    ui.modelStatus.textContent = `Loading the model… ${(received / 1e6).toFixed(1)} MB${total ? ` of ${(total / 1e6).toFixed(1)} MB` : ''}`;
-  }
-  const bytes = new Uint8Array(received);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
+function showDownload(received: number, total: number): void {
+  if (total > 0) ui.modelProgress.value = received / total;
+  ui.modelStatus.textContent = `Loading the model… ${(received / 1e6).toFixed(1)} MB${total ? ` of ${(total / 1e6).toFixed(1)} MB` : ''}`;
 }
 
 /** Forgets the classes shown for the previous model (they belong to it, and come back with it). */
@@ -326,7 +278,7 @@ function showModelFailure(err: unknown): void {
 async function loadFromUrl(url: string, overrides: PreprocessingOverrides): Promise<void> {
   startLoading('Loading the model…');
   try {
-    const bytes = await fetchWithProgress(url);
+    const bytes = await fetchModel(url, showDownload);
     if (!bytes) {
       ui.modelProgress.hidden = true;
       setState('no-model');

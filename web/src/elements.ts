@@ -1,0 +1,30 @@
+/** The page's elements that the code updates, looked up once (index.html defines them). */
+import { byId } from './view.js';
+
+export const ui = {
+  modelStatus: byId<HTMLParagraphElement>('model-status'),
+  modelProgress: byId<HTMLProgressElement>('model-progress'),
+  modelNotice: byId<HTMLParagraphElement>('model-notice'),
+  modelError: byId<HTMLParagraphElement>('model-error'),
+  modelFile: byId<HTMLInputElement>('model-file'),
+  settingsForm: byId<HTMLFormElement>('settings-form'),
+  classesSection: byId<HTMLElement>('classes-section'),
+  classesHint: byId<HTMLParagraphElement>('classes-hint'),
+  newClassForm: byId<HTMLFormElement>('new-class-form'),
+  newClassName: byId<HTMLInputElement>('new-class-name'),
+  classError: byId<HTMLParagraphElement>('class-error'),
+  classList: byId<HTMLUListElement>('class-list'),
+  saveClassifier: byId<HTMLButtonElement>('save-classifier'),
+  loadClassifier: byId<HTMLInputElement>('load-classifier'),
+  clearClasses: byId<HTMLButtonElement>('clear-classes'),
+  querySection: byId<HTMLElement>('query-section'),
+  queryDrop: byId<HTMLElement>('query-drop'),
+  queryFile: byId<HTMLInputElement>('query-file'),
+  queryCamera: byId<HTMLButtonElement>('query-camera'),
+  queryError: byId<HTMLParagraphElement>('query-error'),
+  result: byId<HTMLElement>('result'),
+  resultImage: byId<HTMLImageElement>('result-image'),
+  resultLabel: byId<HTMLParagraphElement>('result-label'),
+  resultProbabilities: byId<HTMLOListElement>('result-probabilities'),
+  runtimeInfo: byId<HTMLParagraphElement>('runtime-info'),
+};
