@@ -2,11 +2,13 @@
  * The built-in `toy` dataset: 100 classes of small synthetic scenes, generated from a seed (no download).
  *
  * Every class is a combination of shared parts: an object shape with a clear "up" (triangle, arrow, house,
- * tree, ...), the object's colour, a background that also has an up (sky over ground, light from above), and an
- * extra element (a sun in one corner, a shadow under the object, stripes on it). Classes differ by one or more
- * parts, so what a network learns on the 64 training classes transfers to the 20 unseen test classes. Each image
- * varies position, scale, tilt, colours, horizon height and pixel noise, so a single example does not pin its
- * class down. Scenes are drawn upright, so predicting a rotation is learnable.
+ * tree, ...), the object's hue, and an extra element (a sun in one corner, a shadow under the object, stripes on
+ * it, or none). Classes differ by one or more parts, so what a network learns on the 64 training classes
+ * transfers to the 20 unseen test classes. Each image varies what does not define the class: position, scale,
+ * tilt, saturation and brightness, hue within +-24 degrees (neighbouring hues overlap), the background (one of
+ * four styles and three palettes, all lighter at the top: sky over ground, light from above), horizon height,
+ * pixel noise, and whether the extra element shows (80%). Pixel statistics alone therefore say little about the
+ * class, while shapes and colours learned on other classes do. Scenes are upright, so rotations are learnable.
  *
  * Classes 0-63 are `train`, 64-79 `val`, 80-99 `test` (`trainval` = 0-79). Same seed, same bytes.
  * Browser-safe: no Node imports.
