@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { UserError } from '../data/errors.js';
 import type { Normalization } from '../data/types.js';
 import type { ModelSpec, NamedWeights } from '../models/spec.js';
+import { checkOnnxModel } from '../proto/check.js';
 import { encodeOnnxModel } from '../proto/codec.js';
 import type { ModelProtoObject } from '../proto/types.js';
 import { buildOnnxGraph, OUTPUT_NAMES, type InputLayout, type OutputName } from './graph.js';
@@ -69,7 +70,10 @@ export function exportOnnxModel(opts: ExportOptions): ModelProtoObject {
 
 /** The ONNX file's bytes. */
 export function exportOnnx(opts: ExportOptions): Uint8Array {
-  return encodeOnnxModel(exportOnnxModel(opts));
+  const model = exportOnnxModel(opts);
+  const problems = checkOnnxModel(model);
+  if (problems.length > 0) throw new Error(`the exporter built an invalid ONNX graph: ${problems.join('; ')}`);
+  return encodeOnnxModel(model);
 }
 
 /** Fails early, before any long work, when `path` cannot be written: a missing or read-only folder, a directory. */

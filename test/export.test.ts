@@ -8,7 +8,8 @@ import { foldedName } from '../export/graph.js';
 import { loadReferenceStateDict } from '../models/reference.js';
 import { conv4Spec, resnet12Spec, type NamedWeights } from '../models/spec.js';
 import { initWeights } from '../models/init.js';
-import { readOnnxModelInfo } from '../proto/read.js';
+import { checkOnnxModel } from '../proto/check.js';
+import { readOnnxModel, readOnnxModelInfo } from '../proto/read.js';
 import { FIXTURES } from './helpers/run-skd.js';
 
 const CIFAR = { mean: [0.5071, 0.4867, 0.4408], std: [0.2675, 0.2565, 0.2761] } as { mean: [number, number, number]; std: [number, number, number] };
@@ -114,6 +115,17 @@ test('structure: opset and IR version, BN folded, every node input defined, name
   // Only what 'features' needs is written.
   const featuresOnly = exportOnnxModel({ spec, weights, normalization: CIFAR });
   assert.ok(!featuresOnly.graph.node.some((n) => n.opType === 'Gemm'));
+
+  // The structural check (the stand-in for the ONNX project's checker) passes every variant, read back from bytes.
+  assert.deepEqual(checkOnnxModel(model), []);
+  const conv4 = conv4Spec({ numClasses: 5, width: 8 });
+  for (const variant of [
+    { spec, weights },
+    { spec, weights, layout: 'nhwc' as const, bakeNormalization: true },
+    { spec: conv4, weights: initWeights(conv4, 2), outputs: ['logits', 'rot_logits'] },
+  ]) {
+    assert.deepEqual(checkOnnxModel(readOnnxModel(exportOnnx({ normalization: CIFAR, ...variant }))), []);
+  }
 });
 
 test('metadata round-trips through the file', () => {

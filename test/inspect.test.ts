@@ -29,6 +29,9 @@ test('skd inspect prints the PyTorch fixture, as text and as JSON', async () => 
   assert.match(text.stdout, /images\s+float32\s+\[batch, 3, 32, 32\]/);
   assert.match(text.stdout, /rot_logits\s+float32\s+\[batch, 4\]/);
   assert.match(text.stdout, /40 nodes \(Conv 16/);
+  const checked = await runSkd(['inspect', PYTORCH_ONNX, '--check']);
+  assert.equal(checked.code, 0, checked.stderr);
+  assert.match(checked.stdout, /check: no structural problems/);
   const json = await runSkd(['inspect', PYTORCH_ONNX, '--json']);
   assert.equal(json.code, 0, json.stderr);
   const info = JSON.parse(json.stdout) as OnnxModelInfo;

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
+import { join } from 'node:path';
+import { checkOnnxModel } from '../proto/check.js';
+import { readOnnxModel } from '../proto/read.js';
+import { FIXTURES } from './helpers/run-skd.js';
 import { decodeOnnxModel, encodeOnnxModel, floatTensorProto, tensorProtoToFloat32 } from '../proto/codec.js';
 import { onnxProtoPath, onnxTypes } from '../proto/load.js';
 import { TensorDataType, type ModelProtoObject } from '../proto/types.js';
@@ -58,4 +62,29 @@ test('tensors, nodes and attributes round-trip; raw_data is little-endian float3
   assert.deepEqual(Array.from(tensorProtoToFloat32(back.graph.initializer[0])), Array.from(values));
   assert.deepEqual(Array.from(tensorProtoToFloat32({ name: 'f', dims: [2], dataType: 1, floatData: [4, 5] })), [4, 5]);
   assert.throws(() => floatTensorProto('bad', [3], new Float32Array(2)), /2 values for shape \[3\]/);
+});
+
+test('the structural check passes the PyTorch-exported fixture and names the problems of broken graphs', () => {
+  assert.deepEqual(checkOnnxModel(readOnnxModel(join(FIXTURES, 'models', 'resnet12_w8-16-32-64_pytorch.onnx'))), []);
+  const typed = (name: string) => ({ name, type: { tensorType: { elemType: TensorDataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 2 }] } } } });
+  const broken: ModelProtoObject = {
+    irVersion: 8,
+    opsetImport: [{ domain: 'com.example', version: 1 }],
+    graph: {
+      node: [
+        { opType: 'Relu', name: 'a', input: ['x', 'extra'], output: ['h'] },
+        { opType: 'Gemm', name: 'b', input: ['h', 'w'], output: ['h'], attribute: [{ name: 'transB', type: 2 }] },
+      ],
+      initializer: [{ name: 'w', dims: [2, 2], dataType: 1, rawData: new Uint8Array(12) }],
+      input: [typed('x')],
+      output: [typed('y')],
+    },
+    metadataProps: [{ key: 'k', value: '1' }, { key: 'k', value: '2' }],
+  };
+  const problems = checkOnnxModel(broken).join('\n');
+  for (const expected of [
+    /no opset import for the default ONNX domain/, /node a \(Relu\): input extra is not defined/, /node a \(Relu\): 2 inputs/,
+    /node b \(Gemm\): output h is already defined/, /attribute transB lacks its i value/, /initializer w: 12 bytes of raw_data for dims \[2, 2\]/,
+    /graph output y is not produced/, /metadata_props key appears twice/,
+  ]) assert.match(problems, expected);
 });

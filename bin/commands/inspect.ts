@@ -1,10 +1,13 @@
 import type { CommandModule } from 'yargs';
+import { UserError } from '../../data/errors.js';
+import { checkOnnxModel } from '../../proto/check.js';
 import { formatOnnxModelInfo } from '../../proto/format.js';
-import { readOnnxModelInfo } from '../../proto/read.js';
+import { describeOnnxModel, readOnnxModel } from '../../proto/read.js';
 
 interface InspectArgs {
   model: string;
   json: boolean;
+  check: boolean;
 }
 
 export const inspectCommand: CommandModule<object, InspectArgs> = {
@@ -13,9 +16,18 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
   builder: (y) =>
     y
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX file (written by skd export or any other exporter)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the description as JSON' }),
+      .option('json', { type: 'boolean', default: false, describe: 'Print the description as JSON' })
+      .option('check', { type: 'boolean', default: false, describe: 'Also check the graph structure (defined inputs, typed inputs/outputs, opset imports); fail on problems' }),
   handler: (args) => {
-    const info = readOnnxModelInfo(args.model);
-    process.stdout.write(args.json ? `${JSON.stringify(info, null, 2)}\n` : `${formatOnnxModelInfo(info, args.model)}\n`);
+    const model = readOnnxModel(args.model);
+    const info = describeOnnxModel(model);
+    const problems = args.check ? checkOnnxModel(model) : undefined;
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify(problems ? { ...info, problems } : info, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${formatOnnxModelInfo(info, args.model)}\n`);
+      if (problems) process.stdout.write(problems.length === 0 ? 'check: no structural problems\n' : `check: ${problems.length} problem(s)\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
+    }
+    if (problems && problems.length > 0) throw new UserError(`${args.model} failed the structural check (${problems.length} problem(s))`);
   },
 };
