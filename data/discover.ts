@@ -90,7 +90,7 @@ export async function discoverSplits(path: string, opts: DiscoverOptions = {}): 
 
   const size = opts.imageSize ?? datasetImageSize('folder');
   const entries = readdirSync(path).sort();
-  const files = entries.filter((f) => /\.(pickle|pkl)$/i.test(f) && !/_labels\.pkl$/i.test(f) || /_images\.npz$/i.test(f));
+  const files = entries.filter((f) => (/\.(pickle|pkl)$/i.test(f) && !/_labels\.pkl$/i.test(f)) || /_images\.npz$/i.test(f));
   if (opts.dataset !== 'folder' && files.length > 0) {
     const chosen = opts.split ? files.filter((f) => splitOfFile(f) === opts.split || f.replace(/_images\.npz$/i, '') === opts.split) : files;
     if (chosen.length === 0) throw new UserError(`${path}: no file for split "${opts.split}" (found ${files.join(', ')})`);

@@ -17,7 +17,7 @@ const inspectCommand: CommandModule<object, InspectArgs> = {
   describe: 'Show classes, images per class, image size and pixel statistics of a dataset folder or file',
   builder: (y: Argv) =>
     y
-      .positional('path', { type: 'string', demandOption: true, describe: 'a dataset folder, a .pickle/.pkl file, an <split>_images.npz file or an image folder' })
+      .positional('path', { type: 'string', demandOption: true, describe: 'a dataset folder, a .pickle/.pkl file, a <split>_images.npz file or an image folder (ignored with --dataset toy)' })
       .option('dataset', { type: 'string', choices: DATASET_NAMES, describe: 'read the folder with this dataset\'s layout (default: guess from the files)' })
       .option('split', { type: 'string', describe: 'only this split (default: every split found)' })
       .option('image-size', { type: 'number', describe: 'side to resize image folders to (default 84)' })
