@@ -10,7 +10,12 @@ import { readCheckpoint } from '../train/checkpoint.js';
 import type { TrainOptions } from '../train/config.js';
 import { trainGen0 } from '../train/gen0.js';
 import { trainGen1 } from '../train/gen1.js';
-import { runSkd } from './helpers/run-skd.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { CIFAR_NORMALIZATION } from '../data/datasets.js';
+import { writeOnnxFile } from '../export/onnx.js';
+import { TfModel } from '../models/tfjs.js';
+import { teacherFromOnnx } from '../train/onnx-teacher.js';
+import { FIXTURES, runSkd } from './helpers/run-skd.js';
 
 let dir = '';
 let teacherPath = '';
@@ -82,6 +87,33 @@ test('a missing, unreadable or mismatched teacher is refused with a clear messag
   await assert.rejects(trainGen1({ ...base, pathT: teacherPath, model: 'resnet12' }), (e: Error) => e instanceof UserError && /does not match --model\/--widths: it has architecture conv4 instead of resnet12/.test(e.message));
   await assert.rejects(trainGen1({ ...base, pathT: teacherPath, imageSize: 32 }), (e: Error) => e instanceof UserError && /takes 16x16 images, but this run uses 32x32/.test(e.message));
   await assert.rejects(trainGen1({ ...base }), (e: Error) => e instanceof UserError && /needs a teacher/.test(e.message));
+});
+
+test('an ONNX teacher is read back into the network: exported by skd (batch-norm folded) or by torch.onnx', async () => {
+  const ckpt = await readCheckpoint(teacherPath);
+  const onnxPath = join(dir, 'teacher.onnx');
+  writeOnnxFile(onnxPath, { spec: ckpt.spec, weights: ckpt.weights, outputs: ['features', 'logits', 'rot_logits'], layout: 'nchw', normalization: CIFAR_NORMALIZATION });
+  const x = tf.randomNormal([3, 16, 16, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const reference = new TfModel(ckpt.spec, ckpt.weights);
+  const expected = reference.forward(x, false).logits.dataSync();
+  reference.dispose();
+  let studentLogits: Float32Array | undefined;
+  const notes: string[] = [];
+  const [r] = await trainGen1({ ...data, pathT: onnxPath, epochs: 1, maxStepsPerEpoch: 1, out: join(dir, 'from-onnx') }, {
+    log: (l) => notes.push(l),
+    onStart: ({ model }) => { studentLogits = model.forward(x, false).logits.dataSync() as Float32Array; },
+  });
+  assert.equal(r.history.length, 1);
+  assert.ok(notes.some((n) => /batch-norm folded/.test(n)), notes.join('\n'));
+  assert.equal(studentLogits!.length, expected.length);
+  for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(studentLogits![i] - expected[i]) < 1e-4, `logit ${i}: ${studentLogits![i]} vs ${expected[i]}`);
+  // A PyTorch-exported ResNet-12 (10 classes, 32x32) is read and checked against ONNX Runtime; here it does not fit the data.
+  const torchOnnx = join(FIXTURES, 'models', 'resnet12_w8-16-32-64_pytorch.onnx');
+  const fromTorch = await teacherFromOnnx(torchOnnx, { imageSize: 32, numClasses: 10 });
+  assert.deepEqual([fromTorch.spec.arch, fromTorch.spec.widths, fromTorch.spec.numClasses], ['resnet12', [8, 16, 32, 64], 10]);
+  await assert.rejects(trainGen1({ ...data, imageSize: 32, pathT: torchOnnx, epochs: 1, out: join(dir, 'torch') }), (e: Error) => e instanceof UserError && /classifies 10 classes, but the toy training split has 64/.test(e.message));
+  await assert.rejects(teacherFromOnnx(torchOnnx, { model: 'conv4', imageSize: 32, numClasses: 10 }), (e: Error) => e instanceof UserError && /does not match a conv4 .*16 convolutions, the description 4/.test(e.message));
+  tf.dispose(x);
 });
 
 test('skd train gen1 reports a missing teacher in one line', async () => {

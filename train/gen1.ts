@@ -76,7 +76,7 @@ export async function trainGen1(options: TrainOptions & RunOptions, hooks: Train
   const results: TrainResult[] = [];
   for (let generation = 1; generation <= base.generations; generation++) {
     const teacherPath = generation === 1 ? base.pathT : checkpointPathFor(base.out, generation - 1);
-    const teacherSource = await loadTeacher(teacherPath, hooks);
+    const teacherSource = await loadTeacher(teacherPath, hooks, { model: options.model, widths: options.widths, imageSize: base.imageSize, numClasses });
     const spec = teacherSource.spec;
     checkTeacherFits(teacherPath, spec, options, base, numClasses);
     const config: TrainConfig = { ...base, generation, pathT: teacherPath, model: spec.arch, widths: spec.arch === 'conv4' ? [spec.widths[0]] : [...spec.widths] };

@@ -1,8 +1,9 @@
 /**
  * The teacher of a Gen-1 run: the network description and weights from a checkpoint written by
- * `skd train gen0` (or an earlier `skd train gen1` generation).
+ * `skd train gen0` (or an earlier `skd train gen1` generation), or read back from an ONNX graph.
  */
 import { UserError } from '../data/errors.js';
+import { teacherFromOnnx, type OnnxTeacherHints } from './onnx-teacher.js';
 import type { ModelSpec, NamedWeights } from '../models/spec.js';
 import { readCheckpoint } from './checkpoint.js';
 import type { TrainHooks } from './progress.js';
@@ -15,9 +16,13 @@ export interface TeacherSource {
   generation: number;
 }
 
-export async function loadTeacher(path: string, hooks: TrainHooks = {}): Promise<TeacherSource> {
+/** A checkpoint, or an ONNX graph (by its .onnx extension; see onnx-teacher.ts, which uses `hints`). */
+export async function loadTeacher(path: string, hooks: TrainHooks = {}, hints?: OnnxTeacherHints): Promise<TeacherSource> {
   if (path.toLowerCase().endsWith('.onnx')) {
-    throw new UserError(`${path}: ONNX teachers are not supported yet; give the teacher as a checkpoint written by skd train (gen<N>.safetensors)`);
+    if (!hints) throw new UserError(`${path}: an ONNX teacher needs the run's image size and classes`);
+    const t = await teacherFromOnnx(path, hints);
+    for (const n of t.notes) hooks.log?.(n);
+    return t;
   }
   const ckpt = await readCheckpoint(path);
   if (!ckpt.complete) hooks.log?.(`note: the teacher ${path} is from epoch ${ckpt.epoch} of a run that did not finish`);
