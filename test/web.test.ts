@@ -146,7 +146,7 @@ async function addPictures(page: Page, className: string, pictures: { name: stri
   );
 }
 
-test('the page teaches two classes, classifies a picture like onnxruntime-node, and keeps the classes', { timeout: 150_000 }, async () => {
+test('the page teaches two classes, classifies a picture like onnxruntime-node, and keeps the classes', { timeout: 150_000 }, async (t) => {
   const red = await Promise.all([1, 2, 3].map(async (s) => ({ name: `red-${s}.png`, buffer: await png(pictureRgb('red', s)) })));
   const blue = await Promise.all([11, 12, 13].map(async (s) => ({ name: `blue-${s}.png`, buffer: await png(pictureRgb('blue', s)) })));
   const query = await png(pictureRgb('red', 99));
@@ -198,9 +198,10 @@ test('the page teaches two classes, classifies a picture like onnxruntime-node, 
   assert.ok(Math.abs(result.probabilities[0] + result.probabilities[1] - 1) < 1e-5);
   assert.match(await page.locator('#result-label').innerText(), /Most likely: red stripes/);
   assert.equal(result.features.length, expectedFeatures.length);
-  const scale = Math.max(1, ...Array.from(expectedFeatures, Math.abs));
+  const scale = Math.max(...Array.from(expectedFeatures, Math.abs));
   const maxDiff = Math.max(...result.features.map((v, i) => Math.abs(v - expectedFeatures[i])));
-  assert.ok(maxDiff <= 1e-4 * scale, `page features differ from onnxruntime-node's by ${maxDiff} (scale ${scale})`);
+  assert.ok(maxDiff <= 1e-4, `page features differ from onnxruntime-node's by ${maxDiff} (largest feature ${scale})`);
+  t.diagnostic(`page vs onnxruntime-node features: max abs difference ${maxDiff.toExponential(2)} (largest feature ${scale.toFixed(3)}); P(red) = ${result.probabilities[0].toFixed(3)}`);
   await shot(page, '05-classified');
 
   // This machine has no camera: the dialog says so and closes again.
