@@ -1,5 +1,5 @@
 /** Pieces both generations use before their loop: data, the output folder, and picking up a checkpoint. */
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { datasetNormalization, loadDataset } from '../data/datasets.js';
 import { UserError } from '../data/errors.js';
@@ -41,11 +41,15 @@ export async function fileExists(path: string): Promise<boolean> {
   }
 }
 
+/** Creates the output folder and removes temporary files a killed run may have left mid-write. */
 export async function prepareOutDir(out: string): Promise<void> {
   try {
     await mkdir(out, { recursive: true });
   } catch (err) {
     throw new UserError(`cannot create the output folder ${out}: ${(err as Error).message}`);
+  }
+  for (const name of await readdir(out)) {
+    if (/^\.gen\d+\.safetensors\.\d+\.\d+\.tmp$/.test(name) || /^log\.jsonl\.\d+\.tmp$/.test(name)) await unlink(join(out, name)).catch(() => undefined);
   }
 }
 
