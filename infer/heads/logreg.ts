@@ -16,6 +16,7 @@
  * works on X directly. X is never copied.
  */
 import { minimizeLbfgs } from './lbfgs.js';
+import { simdGram } from './simd.js';
 import { argmaxRows, checkFitArguments, checkPredictArguments, softmaxRows, stateArray, type Head, type HeadState } from './types.js';
 
 export interface LogisticRegressionOptions {
@@ -85,15 +86,8 @@ export class LogisticRegressionHead implements Head {
           A[k * rank + j] = s / L[j * n + j]!;
         }
       }
-      for (let k = 0; k < K; k++) {
-        const w = k * d;
-        for (let j = 0; j < rank; j++) {
-          const a = A[k * rank + j]!;
-          const xo = piv[j]! * d;
-          for (let c = 0; c < d; c++) coef[w + c] = coef[w + c]! + a * x[xo + c]!;
-        }
-        intercept[k] = theta[K * rank + k]!;
-      }
+      addCombinationOfRows(coef, A, K, rank, x, piv, d);
+      for (let k = 0; k < K; k++) intercept[k] = theta[K * rank + k]!;
       this.objectiveValue = result.f;
       this.fitInfo = { iterations: result.iterations, evaluations: result.evaluations, gradientNorm: result.gradientNorm, stop: result.stop, rank };
     } else {
@@ -159,9 +153,12 @@ export class LogisticRegressionHead implements Head {
 
 /**
  * The softmax objective over an n x p design matrix F (rows of length `cols`, of which a row i of a lower-triangular
- * F uses the first min(i+1, p) entries), parameters theta = [V (K x p) row-major, b (K)].
+ * F uses the first min(i+1, p) entries), parameters theta = [V (K x p) row-major, b (K)]. Both products (scores
+ * Z = F V^T and gradient R^T F) run over pairs of rows and pairs of classes, so that each load feeds two or four
+ * multiply-adds.
  */
 class SoftmaxProblem {
+  /** Scores, then residuals softmax - onehot (n x K). */
   private readonly z: Float64Array;
   constructor(
     private readonly F: Float32Array | Float64Array,
@@ -173,54 +170,81 @@ class SoftmaxProblem {
     private readonly K: number,
     private readonly invC: number,
   ) {
-    this.z = new Float64Array(K);
+    this.z = new Float64Array(n * K);
+  }
+
+  private rowLength(i: number): number {
+    return this.triangular ? Math.min(i + 1, this.p) : this.p;
   }
 
   evaluate(theta: Float64Array, grad: Float64Array): number {
-    const { F, n, cols, p, triangular, labels, K, invC, z } = this;
+    const { F, n, cols, p, labels, K, invC, z } = this;
     const bOffset = K * p;
-    grad.fill(0);
-    let f = 0;
-    for (let i = 0; i < n; i++) {
-      const fo = i * cols;
-      const len = triangular ? Math.min(i + 1, p) : p;
-      // Scores of classes in pairs, so that each load of F feeds two products.
-      let max = -Infinity;
+
+    // Scores z = F V^T + b.
+    for (let i = 0; i < n; i += 2) {
+      const i1 = Math.min(i + 1, n - 1);
+      const f0o = i * cols, f1o = i1 * cols;
+      const len0 = this.rowLength(i), len1 = this.rowLength(i1);
       for (let k = 0; k < K; k += 2) {
         const k1 = Math.min(k + 1, K - 1);
-        const vo = k * p, v1o = k1 * p;
-        let s0 = 0, s1 = 0;
-        for (let c = 0; c < len; c++) {
-          const fc = F[fo + c]!;
-          s0 += fc * theta[vo + c]!;
-          s1 += fc * theta[v1o + c]!;
+        const v0o = k * p, v1o = k1 * p;
+        let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+        for (let c = 0; c < len0; c++) {
+          const f0 = F[f0o + c]!, f1 = F[f1o + c]!, v0 = theta[v0o + c]!, v1 = theta[v1o + c]!;
+          s00 += f0 * v0; s01 += f0 * v1; s10 += f1 * v0; s11 += f1 * v1;
         }
-        const z0 = s0 + theta[bOffset + k]!;
-        const z1 = s1 + theta[bOffset + k1]!;
-        z[k] = z0;
-        z[k1] = z1;
-        max = Math.max(max, z0, z1);
-      }
-      let sum = 0;
-      for (let k = 0; k < K; k++) { const e = Math.exp(z[k]! - max); z[k] = e; sum += e; }
-      const y = labels[i]!;
-      f += Math.log(sum) - Math.log(z[y]!);
-      const inv = 1 / sum;
-      for (let k = 0; k < K; k += 2) {
-        const k1 = Math.min(k + 1, K - 1);
-        const r0 = z[k]! * inv - (k === y ? 1 : 0);
-        // With an odd K the last pair is (K-1, K-1): its second half adds nothing.
-        const r1 = k1 === k ? 0 : z[k1]! * inv - (k1 === y ? 1 : 0);
-        const go = k * p, g1o = k1 * p;
-        for (let c = 0; c < len; c++) {
-          const fc = F[fo + c]!;
-          grad[go + c] = grad[go + c]! + r0 * fc;
-          grad[g1o + c] = grad[g1o + c]! + r1 * fc;
+        for (let c = len0; c < len1; c++) {
+          const f1 = F[f1o + c]!;
+          s10 += f1 * theta[v0o + c]!; s11 += f1 * theta[v1o + c]!;
         }
-        grad[bOffset + k] = grad[bOffset + k]! + r0;
-        grad[bOffset + k1] = grad[bOffset + k1]! + r1;
+        const b0 = theta[bOffset + k]!, b1 = theta[bOffset + k1]!;
+        z[i * K + k] = s00 + b0; z[i * K + k1] = s01 + b1;
+        z[i1 * K + k] = s10 + b0; z[i1 * K + k1] = s11 + b1;
       }
     }
+
+    // Loss and residuals r = softmax(z) - onehot(y), in place.
+    let f = 0;
+    for (let i = 0; i < n; i++) {
+      const o = i * K;
+      let max = -Infinity;
+      for (let k = 0; k < K; k++) max = Math.max(max, z[o + k]!);
+      let sum = 0;
+      for (let k = 0; k < K; k++) { const e = Math.exp(z[o + k]! - max); z[o + k] = e; sum += e; }
+      const y = labels[i]!;
+      f += Math.log(sum) - Math.log(z[o + y]!);
+      const inv = 1 / sum;
+      for (let k = 0; k < K; k++) z[o + k] = z[o + k]! * inv - (k === y ? 1 : 0);
+    }
+
+    // Gradient: V part R^T F + V / C, intercept part sum of residuals.
+    grad.fill(0);
+    for (let k = 0; k < K; k += 2) {
+      const k1 = Math.min(k + 1, K - 1);
+      const g0o = k * p, g1o = k1 * p;
+      const same = k1 === k;
+      for (let i = 0; i < n; i += 2) {
+        const i1 = Math.min(i + 1, n - 1);
+        const f0o = i * cols, f1o = i1 * cols;
+        const len0 = this.rowLength(i), len1 = this.rowLength(i1);
+        const last = i1 === i;
+        // With an odd count the last pair repeats an index; its second half must add nothing.
+        const r00 = z[i * K + k]!, r01 = same ? 0 : z[i * K + k1]!;
+        const r10 = last ? 0 : z[i1 * K + k]!, r11 = last || same ? 0 : z[i1 * K + k1]!;
+        for (let c = 0; c < len0; c++) {
+          const f0 = F[f0o + c]!, f1 = F[f1o + c]!;
+          grad[g0o + c] = grad[g0o + c]! + r00 * f0 + r10 * f1;
+          grad[g1o + c] = grad[g1o + c]! + r01 * f0 + r11 * f1;
+        }
+        for (let c = len0; c < len1; c++) {
+          const f1 = F[f1o + c]!;
+          grad[g0o + c] = grad[g0o + c]! + r10 * f1;
+          grad[g1o + c] = grad[g1o + c]! + r11 * f1;
+        }
+      }
+    }
+    for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) grad[bOffset + k] = grad[bOffset + k]! + z[i * K + k]!;
     let penalty = 0;
     for (let j = 0; j < bOffset; j++) {
       const v = theta[j]!;
@@ -231,9 +255,13 @@ class SoftmaxProblem {
   }
 }
 
-/** X X^T (n x n, float64) of the rows of x, in 2 x 2 blocks so that each load feeds two products. */
+/**
+ * X X^T (n x n, float64) of the rows of x: the WebAssembly SIMD kernel where available, else this loop in 2 x 2
+ * blocks so that each load feeds two products.
+ */
 function gram(x: Float32Array, n: number, d: number): Float64Array {
   const G = new Float64Array(n * n);
+  if (simdGram(x, n, d, G)) return G;
   for (let a = 0; a < n; a += 2) {
     const a1 = Math.min(a + 1, n - 1);
     const ao = a * d, a1o = a1 * d;
@@ -252,6 +280,26 @@ function gram(x: Float32Array, n: number, d: number): Float64Array {
     }
   }
   return G;
+}
+
+/**
+ * coef (K x d) += A (K x r) times the rows piv[0..r-1] of x, four rows at a time so that each coef entry is loaded
+ * and stored once per four multiply-adds.
+ */
+function addCombinationOfRows(coef: Float64Array, A: Float64Array, K: number, r: number, x: Float32Array, piv: Int32Array, d: number): void {
+  for (let k = 0; k < K; k++) {
+    const w = k * d;
+    for (let j = 0; j < r; j += 4) {
+      // Past the last row, repeat it with a zero coefficient.
+      const j1 = Math.min(j + 1, r - 1), j2 = Math.min(j + 2, r - 1), j3 = Math.min(j + 3, r - 1);
+      const a0 = A[k * r + j]!;
+      const a1 = j + 1 < r ? A[k * r + j1]! : 0, a2 = j + 2 < r ? A[k * r + j2]! : 0, a3 = j + 3 < r ? A[k * r + j3]! : 0;
+      const x0 = piv[j]! * d, x1 = piv[j1]! * d, x2 = piv[j2]! * d, x3 = piv[j3]! * d;
+      for (let c = 0; c < d; c++) {
+        coef[w + c] = coef[w + c]! + a0 * x[x0 + c]! + a1 * x[x1 + c]! + a2 * x[x2 + c]! + a3 * x[x3 + c]!;
+      }
+    }
+  }
 }
 
 /**
