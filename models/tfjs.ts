@@ -18,6 +18,7 @@ import { conv2d } from '../train/conv-grad.js';
 import { mix32 } from './init.js';
 import { specParameters, type ModelSpec, type NamedWeights, type SpecNode } from './spec.js';
 import { batchNormTraining, dropBlockMask, dropoutMask, dropBlockKeepRate } from './tfjs-ops.js';
+import { convBnAct, leakyReluForward, leakyReluFused } from './fused.js';
 
 export interface ForwardOutput {
   /** Pooled backbone features [N, featureDim] (what few-shot evaluation uses). */
@@ -31,6 +32,11 @@ export interface ForwardOutput {
 export interface TfModelOptions {
   /** Seed of the dropout/DropBlock masks (default 0). */
   dropoutSeed?: number;
+  /**
+   * Training mode: run conv -> batch-norm -> activation as one op with a hand-written gradient (default
+   * true; it keeps far fewer tensors alive). false computes the same function op by op.
+   */
+  fuse?: boolean;
 }
 
 type ParamKind = 'weight' | 'bias' | 'running_mean' | 'running_var';
@@ -49,6 +55,10 @@ export class TfModel {
   dropoutSeed: number;
   private readonly entries = new Map<string, ParamEntry>();
   private readonly trainable: ParamEntry[] = [];
+  /** Training mode: conv nodes fused with the batch-norm (and activation) that alone consume them. */
+  private readonly fusedAfterConv = new Map<string, { bn: Extract<SpecNode, { op: 'batchnorm' }>; act: SpecNode | null }>();
+  /** Nodes computed as part of a fused group in training mode. */
+  private readonly fusedAway = new Set<string>();
   private disposed = false;
 
   constructor(spec: ModelSpec, weights: NamedWeights, opts: TfModelOptions = {}) {
@@ -63,6 +73,26 @@ export class TfModel {
       const entry: ParamEntry = { name: p.name, torchShape: p.shape, kind: p.kind, variable };
       this.entries.set(p.name, entry);
       if (trainable) this.trainable.push(entry);
+    }
+    if (opts.fuse ?? true) this.planFusion();
+  }
+
+  private planFusion(): void {
+    const uses = new Map<string, number>();
+    const use = (n: string) => uses.set(n, (uses.get(n) ?? 0) + 1);
+    for (const n of this.spec.nodes) (n.op === 'add' ? n.inputs : [n.input]).forEach(use);
+    Object.values(this.spec.outputs).forEach(use);
+    const consumerOf = (name: string): SpecNode | undefined =>
+      uses.get(name) === 1 ? this.spec.nodes.find((n) => n.op !== 'add' && n.input === name) : undefined;
+    for (const conv of this.spec.nodes) {
+      if (conv.op !== 'conv2d') continue;
+      const bn = consumerOf(conv.name);
+      if (bn?.op !== 'batchnorm') continue;
+      const next = consumerOf(bn.name);
+      const act = next && (next.op === 'leakyrelu' || next.op === 'relu') ? next : null;
+      this.fusedAfterConv.set(conv.name, { bn, act });
+      this.fusedAway.add(bn.name);
+      if (act) this.fusedAway.add(act.name);
     }
   }
 
@@ -138,7 +168,14 @@ export class TfModel {
       if (!v) throw new Error(`spec node input '${name}' is not computed before use`);
       return v;
     };
-    spec.nodes.forEach((node, index) => values.set(node.name, this.runNode(node, index, get, training)));
+    spec.nodes.forEach((node, index) => {
+      if (training && this.fusedAway.has(node.name)) return;
+      const fused = training ? this.fusedAfterConv.get(node.name) : undefined;
+      if (node.op === 'conv2d' && fused) {
+        const out = this.runConvBn(node, fused.bn, fused.act, get(node.input) as tf.Tensor4D);
+        values.set(fused.act?.name ?? fused.bn.name, out);
+      } else values.set(node.name, this.runNode(node, index, get, training));
+    });
     return {
       features: get(spec.outputs.features) as tf.Tensor2D,
       logits: get(spec.outputs.logits) as tf.Tensor2D,
@@ -165,6 +202,16 @@ export class TfModel {
     return mix32(mix32(this.dropoutSeed >>> 0) ^ mix32(this.dropBlockCalls * 1024 + index));
   }
 
+  private runConvBn(conv: Extract<SpecNode, { op: 'conv2d' }>, bn: Extract<SpecNode, { op: 'batchnorm' }>, act: SpecNode | null, x: tf.Tensor4D): tf.Tensor4D {
+    const alpha = act === null ? null : act.op === 'leakyrelu' ? act.alpha : 0;
+    return convBnAct(
+      x, this.param(`${conv.name}.weight`) as tf.Tensor4D, this.param(`${bn.name}.weight`) as tf.Tensor1D, this.param(`${bn.name}.bias`) as tf.Tensor1D,
+      conv.bias ? (this.param(`${conv.name}.bias`) as tf.Tensor1D) : null,
+      { mean: this.param(`${bn.name}.running_mean`), variance: this.param(`${bn.name}.running_var`) },
+      { stride: conv.stride, padding: conv.padding, eps: bn.eps, momentum: bn.momentum, alpha },
+    );
+  }
+
   private runNode(node: SpecNode, index: number, get: (name: string) => tf.Tensor, training: boolean): tf.Tensor {
     switch (node.op) {
       case 'conv2d': {
@@ -180,8 +227,10 @@ export class TfModel {
         if (!training) return tf.batchNorm(x, mean as tf.Tensor1D, variance as tf.Tensor1D, beta as tf.Tensor1D, gamma as tf.Tensor1D, node.eps);
         return batchNormTraining(x, gamma, beta, { mean, variance }, node.eps, node.momentum);
       }
-      case 'leakyrelu':
-        return tf.leakyRelu(get(node.input), node.alpha);
+      case 'leakyrelu': {
+        const x = get(node.input);
+        return training && x.rank === 4 && node.alpha >= 0 ? leakyReluFused(x as tf.Tensor4D, node.alpha) : leakyReluForward(x, node.alpha);
+      }
       case 'relu':
         return tf.relu(get(node.input));
       case 'add':

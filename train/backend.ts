@@ -51,11 +51,34 @@ async function activateWasm(threads: number | undefined): Promise<{ description:
   wasm.setThreadsCount(wanted);
   if (!(await tf.setBackend('wasm'))) throw new UserError('The WebAssembly backend failed to initialise (@tensorflow/tfjs-backend-wasm). Try --backend cpu.');
   await tf.ready();
+  useZeroCopyIdentity('wasm');
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   const threaded = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
   const running = wasm.getThreadsCount();
   const threadNote = threaded ? `${running} thread${running === 1 ? '' : 's'}` : '1 thread (this runtime has no threaded WebAssembly)';
   return { description: `WebAssembly${simd ? ' SIMD' : ''}, ${threadNote}` };
+}
+
+/**
+ * The wasm backend's Identity kernel copies its input; tf.clone, and so every tensor that a gradient
+ * function saves, goes through it. Sharing the data by reference count (as the cpu backend does) halves the
+ * memory a training step keeps alive. Tensors are immutable, so sharing is safe.
+ */
+function useZeroCopyIdentity(backendName: string): void {
+  const existing = tf.getKernel('Identity', backendName);
+  if (existing && (existing as { zeroCopy?: boolean }).zeroCopy) return;
+  if (existing) tf.unregisterKernel('Identity', backendName);
+  const config = {
+    kernelName: 'Identity',
+    backendName,
+    zeroCopy: true,
+    kernelFunc: ({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }) => {
+      const x = inputs.x as tf.TensorInfo;
+      (backend as { incRef(dataId: unknown): void }).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  };
+  tf.registerKernel(config as unknown as tf.KernelConfig);
 }
 
 function installHint(kind: 'tensorflow-gpu' | 'tensorflow'): string {

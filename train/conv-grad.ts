@@ -69,6 +69,21 @@ export function conv2dInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: [number
   });
 }
 
+/**
+ * Both conv2d gradients for a given dy: the backend's native kernels when it has them (and the mode allows),
+ * otherwise the forward-convolution formulation above.
+ */
+export function conv2dGradients(x: tf.Tensor4D, w: tf.Tensor4D, dy: tf.Tensor4D, opts: ConvOptions): { dx: tf.Tensor4D; dw: tf.Tensor4D } {
+  if (!usesCustomConvGrad()) {
+    const attrs = { strides: opts.stride, pad: opts.padding, dataFormat: 'NHWC', dimRoundingMode: undefined };
+    const engine = tf.engine();
+    const dx = engine.runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+    const dw = engine.runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: w.shape } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+    return { dx, dw };
+  }
+  return { dx: conv2dInputGrad(dy, w, x.shape, opts), dw: conv2dFilterGrad(x, dy, w.shape[0], opts) };
+}
+
 /** conv2d (NHWC input, HWIO filter) whose gradient avoids Conv2DBackpropFilter. */
 export function conv2dCustomGrad(x: tf.Tensor4D, w: tf.Tensor4D, opts: ConvOptions): tf.Tensor4D {
   const f = tf.customGrad<tf.Tensor4D>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
