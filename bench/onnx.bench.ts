@@ -31,11 +31,15 @@ function randomInput(n: number): Float32Array {
   return x;
 }
 
-async function timeOrt(spec: ModelSpec, weights: NamedWeights, layout: InputLayout, threads: number | undefined, runs: number) {
+interface OrtConfig { layout: InputLayout; threads: number; spinning: boolean }
+
+async function timeOrt(spec: ModelSpec, weights: NamedWeights, { layout, threads, spinning }: OrtConfig, runs: number) {
   const bytes = exportOnnx({ spec, weights, layout, normalization: CIFAR_NORMALIZATION });
   const s = spec.imageSize;
   const session = await ort.InferenceSession.create(bytes, {
-    graphOptimizationLevel: 'all', executionMode: 'sequential', ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+    graphOptimizationLevel: 'all', executionMode: 'sequential', intraOpNumThreads: threads, interOpNumThreads: 1,
+    // Spinning worker threads burn CPU while waiting; without it CPU time counts only work.
+    ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
   });
   const dims = layout === 'nchw' ? [BATCH, 3, s, s] : [BATCH, s, s, 3];
   const feeds = { images: new ort.Tensor('float32', randomInput(BATCH * 3 * s * s), dims) };
@@ -92,10 +96,12 @@ export async function run(): Promise<Record<string, unknown>> {
     const spec = resnet12Spec({ numClasses: 64, imageSize: size });
     const weights = initWeights(spec, 0);
     const runs = size === 32 ? 5 : 2;
-    const configs: [InputLayout, number | undefined][] = size === 32 ? [['nchw', 2], ['nhwc', 2], ['nchw', 1]] : [['nchw', 2], ['nhwc', 2]];
-    for (const [layout, threads] of configs) {
-      const key = `${size}x${size}_${layout}_threads_${threads ?? 'default'}`;
-      ortResults[key] = await timeOrt(spec, weights, layout, threads, runs);
+    const configs: OrtConfig[] = size === 32
+      ? [{ layout: 'nchw', threads: 2, spinning: true }, { layout: 'nchw', threads: 2, spinning: false }, { layout: 'nhwc', threads: 2, spinning: true }, { layout: 'nchw', threads: 1, spinning: true }]
+      : [{ layout: 'nchw', threads: 2, spinning: true }, { layout: 'nhwc', threads: 2, spinning: true }];
+    for (const config of configs) {
+      const key = `${size}x${size}_${config.layout}_threads_${config.threads}${config.spinning ? '' : '_nospin'}`;
+      ortResults[key] = await timeOrt(spec, weights, config, runs);
       log(`onnxruntime ${key}: ${JSON.stringify(ortResults[key])}`);
     }
     const model = new TfModel(spec, weights);

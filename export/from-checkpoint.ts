@@ -78,6 +78,8 @@ async function loadRealImages(config: Record<string, unknown>, dataset: DatasetN
 export async function exportCheckpoint(opts: ExportCheckpointOptions): Promise<ExportCheckpointResult> {
   const log = opts.log ?? (() => undefined);
   const outputs = resolveOutputs(opts.outputs);
+  const verifyImages = opts.verifyImages ?? 16;
+  if (!Number.isInteger(verifyImages) || verifyImages < 0) throw new UserError(`--verify-images must be a whole number of images, 0 or more; got ${opts.verifyImages}`);
   checkWritableTarget(opts.out);
   const path = resolveCheckpointPath(opts.checkpoint);
   const ckpt = await readCheckpoint(path);
@@ -95,10 +97,9 @@ export async function exportCheckpoint(opts: ExportCheckpointOptions): Promise<E
 
   let verification: VerifyReport | undefined;
   if (opts.verify) {
-    const wanted = opts.verifyImages ?? 16;
     let images: FloatTensor | undefined;
-    if (wanted > 0) {
-      const loaded = await loadRealImages(ckpt.config, datasetName, ckpt.spec.imageSize, wanted);
+    if (verifyImages > 0) {
+      const loaded = await loadRealImages(ckpt.config, datasetName, ckpt.spec.imageSize, verifyImages);
       if (typeof loaded === 'string') log(`verify: no ${datasetName} images available (${loaded}); checking random images only`);
       else images = loaded;
     }

@@ -91,6 +91,7 @@ test('skd export: bad input gives one clear line and leaves no .onnx behind', as
     [{ checkpoint: ckpt, out: badDir }, /cannot write .*bad: it is a directory/],
     [{ checkpoint: badDir, out: join(badDir, 'e.onnx') }, /folder without checkpoints/],
     [{ checkpoint: ckpt, out: join(badDir, 'f.onnx'), dataset: 'ImageNet-21k' }, /unknown dataset 'ImageNet-21k'/],
+    [{ checkpoint: ckpt, out: join(badDir, 'g.onnx'), verify: true, verifyImages: -1 }, /--verify-images must be a whole number/],
   ];
   for (const [opts, message] of library) {
     await assert.rejects(exportCheckpoint(opts), { name: 'UserError', message });

@@ -24,7 +24,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('outputs', { type: 'string', default: 'features', describe: `Comma-separated graph outputs among ${OUTPUT_NAMES.join(', ')}; features is always included` })
       .option('layout', { choices: ['nchw', 'nhwc'] as const, default: 'nchw' as const, describe: 'Layout of the images input' })
       .option('bake-normalization', { type: 'boolean', default: false, describe: 'Normalise inside the graph: the input is then pixels / 255' })
-      .option('dataset', { type: 'string', describe: 'Dataset whose normalisation to record when the checkpoint does not name one' })
+      .option('dataset', { type: 'string', describe: "Dataset whose normalisation to record (default: the checkpoint's training dataset)" })
       .option('verify', { type: 'boolean', default: false, describe: 'Compare TensorFlow.js and ONNX Runtime outputs; fail above 1e-4 relative' })
       .option('verify-images', { type: 'number', default: 16, describe: 'Real dataset images in the check (besides 8 random ones); 0 for random only' })
       .option('backend', { choices: ['wasm', 'cpu'] as const, default: 'wasm' as const, describe: 'TensorFlow.js backend for --verify' })
