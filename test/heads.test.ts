@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { FIXTURES } from './helpers/run-skd.js';
 import { createHead, headFromJSON, LogisticRegressionHead, NearestNeighborHead, PrototypeHead } from '../infer/heads/index.js';
 import { l2NormalizeRows } from '../infer/features.js';
+import { gram } from '../infer/heads/logreg.js';
+import { simdAvailable } from '../infer/heads/simd.js';
 
 interface LogregFixture {
   n_way: number; dim: number; X_train: number[][]; y_train: number[]; X_test: number[][];
@@ -123,4 +125,21 @@ test('l2NormalizeRows scales rows to unit norm and leaves zero rows at zero', ()
   const x = Float32Array.from([3, 4, 0, 0, 0, 0]);
   l2NormalizeRows(x, 2, 3);
   assert.deepEqual(Array.from(x), [0.6000000238418579, 0.800000011920929, 0, 0, 0, 0]);
+});
+
+test('the Gram matrix (WebAssembly SIMD kernel and scalar fallback) matches a plain double loop', () => {
+  assert.ok(simdAvailable(), 'WebAssembly SIMD is available in Node 20');
+  for (const [n, d] of [[125, 640], [7, 33], [1, 5], [10, 64]] as const) {
+    const x = Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 1.7) * 0.3);
+    const simd = gram(x, n, d, true);
+    const scalar = gram(x, n, d, false);
+    for (let a = 0; a < n; a++) {
+      for (let b = 0; b < n; b++) {
+        let s = 0;
+        for (let c = 0; c < d; c++) s += x[a * d + c]! * x[b * d + c]!;
+        assert.ok(Math.abs(simd[a * n + b]! - s) <= 1e-6 * (1 + Math.abs(s)), `simd G[${a},${b}] (n=${n}, d=${d})`);
+        assert.ok(Math.abs(scalar[a * n + b]! - s) <= 1e-12 * (1 + Math.abs(s)), `scalar G[${a},${b}]`);
+      }
+    }
+  }
 });

@@ -259,9 +259,9 @@ class SoftmaxProblem {
  * X X^T (n x n, float64) of the rows of x: the WebAssembly SIMD kernel where available, else this loop in 2 x 2
  * blocks so that each load feeds two products.
  */
-function gram(x: Float32Array, n: number, d: number): Float64Array {
+export function gram(x: Float32Array, n: number, d: number, useSimd = true): Float64Array {
   const G = new Float64Array(n * n);
-  if (simdGram(x, n, d, G)) return G;
+  if (useSimd && simdGram(x, n, d, G)) return G;
   for (let a = 0; a < n; a += 2) {
     const a1 = Math.min(a + 1, n - 1);
     const ao = a * d, a1o = a1 * d;
