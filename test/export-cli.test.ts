@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { Rng } from '../data/rng.js';
 import { exportCheckpoint, type ExportCheckpointOptions } from '../export/from-checkpoint.js';
@@ -14,6 +14,7 @@ import { writeCheckpoint } from '../train/checkpoint.js';
 import { FIXTURES, runSkd } from './helpers/run-skd.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'skd-export-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const runDir = join(dir, 'run');
 mkdirSync(runDir);
 const spec = resnet12Spec({ widths: [8, 16, 32, 64], numClasses: 6 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -51,4 +51,5 @@ test('skd inspect: a missing file or one that is not ONNX gives one clear line',
     assert.match(r.stderr, message);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   }
+  rmSync(dir, { recursive: true, force: true });
 });
