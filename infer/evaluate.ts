@@ -141,7 +141,7 @@ export async function evaluateFewShot(opts: EvalOptions): Promise<EvalReport> {
     for (const idx of e.queryIdx) if (queryRow[idx] === -1) { queryRow[idx] = queryImages.length; queryImages.push(idx); }
   }
   const queryFeatures = new Float32Array(queryImages.length * D);
-  const chunk = Math.max(batchSize, 1024);
+  const chunk = Math.max(batchSize, 512); // images normalised at a time (bounds memory; one progress report each)
   for (let start = 0; start < queryImages.length; start += chunk) {
     const idx = queryImages.slice(start, start + chunk);
     const f = await extractor.extract(normalizeBatch(set, idx, opts.normalization), idx.length, { batchSize });

@@ -155,37 +155,49 @@ async function runEval(raw: EvalArgs): Promise<void> {
   }
 }
 
-/** A bar with the running mean ± CI on a terminal; otherwise a line per tenth of the episodes. */
+/**
+ * On a terminal: a bar for the query-feature pass, then one over episodes with the running mean ± CI. Otherwise a
+ * line per tenth of each pass.
+ */
 function makeProgress(total: number, images: number) {
   const tty = process.stderr.isTTY === true;
   let bar: cliProgress.SingleBar | null = null;
-  let lastLine = -1;
+  let phase: 'queries' | 'episodes' | null = null;
+  let lastTenth = -1;
   const started = Date.now();
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+  const startBar = (next: 'queries' | 'episodes', count: number, format: string) => {
+    if (phase === next) return;
+    if (bar) bar.stop();
+    phase = next;
+    lastTenth = -1;
+    if (tty) {
+      bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
+      bar.start(count, 0, { mean: '-', ci: '-' });
+    }
+  };
+  const tenthReached = (done: number, count: number) => {
+    const tenth = Math.floor((10 * done) / count);
+    if (tenth === lastTenth || (tenth === 0 && done !== count)) return false;
+    lastTenth = tenth;
+    return true;
+  };
   return {
     queries(done: number, all: number) {
-      if (!tty && done === all) process.stderr.write(`encoded ${all} query images (of ${images}) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+      startBar('queries', all, 'query features |{bar}| {value}/{total} images | eta {eta_formatted}');
+      if (bar) bar.update(done);
+      else if (tenthReached(done, all)) process.stderr.write(`query features: ${done}/${all} images (of ${images} in the split), ${elapsed()}\n`);
     },
     episode(index: number, _acc: number, running: { mean: number; halfWidth: number }) {
+      startBar('episodes', total, 'episodes |{bar}| {value}/{total} | {mean} ± {ci} % | eta {eta_formatted}');
       const done = index + 1;
       const ci = Number.isFinite(running.halfWidth) ? running.halfWidth.toFixed(2) : '-';
-      if (tty) {
-        if (!bar) {
-          bar = new cliProgress.SingleBar({
-            format: 'episodes |{bar}| {value}/{total} | {mean} ± {ci} % | eta {eta_formatted}', stream: process.stderr, hideCursor: true,
-          }, cliProgress.Presets.shades_classic);
-          bar.start(total, 0, { mean: '-', ci: '-' });
-        }
-        bar.update(done, { mean: running.mean.toFixed(2), ci });
-      } else {
-        const tenth = Math.floor((10 * done) / total);
-        if (tenth !== lastLine && (tenth > 0 || done === total)) {
-          lastLine = tenth;
-          process.stderr.write(`episode ${done}/${total}: ${running.mean.toFixed(2)} ± ${ci} % (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
-        }
-      }
+      if (bar) bar.update(done, { mean: running.mean.toFixed(2), ci });
+      else if (tenthReached(done, total)) process.stderr.write(`episode ${done}/${total}: ${running.mean.toFixed(2)} ± ${ci} %, ${elapsed()}\n`);
     },
     stop() {
-      if (bar) (bar as cliProgress.SingleBar).stop();
+      if (bar) bar.stop();
+      bar = null;
     },
   };
 }
