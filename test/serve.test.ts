@@ -136,7 +136,13 @@ test('saved classifiers: put, list, get, predict (same answers as classify), del
   const predicted = await request(base, 'POST', '/v1/classifiers/colours/predict', { queries: queries.map((q) => q.image) });
   assert.equal(predicted.status, 200, JSON.stringify(predicted.body));
   const classified = await request(base, 'POST', '/v1/classify', { support: support(), augment: 2, seed: 3, queries: queries.map((q) => q.image) });
-  assert.deepEqual(predicted.body.predictions, classified.body.predictions);
+  // A stored head is rebuilt from JSON; its probabilities may differ from a fresh fit's in the last float32 bits.
+  assert.equal(predicted.body.predictions.length, classified.body.predictions.length);
+  predicted.body.predictions.forEach((p: { label: string; probabilities: number[] }, i: number) => {
+    const fresh = classified.body.predictions[i];
+    assert.equal(p.label, fresh.label);
+    p.probabilities.forEach((v, k) => assert.ok(Math.abs(v - fresh.probabilities[k]) < 1e-6, `query ${i} class ${k}: ${v} vs ${fresh.probabilities[k]}`));
+  });
 
   assert.equal((await request(base, 'DELETE', '/v1/classifiers/tmp-1')).status, 200);
   const gone = await request(base, 'GET', '/v1/classifiers/tmp-1');

@@ -4,6 +4,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
+import { basename } from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { BatcherClosedError, QueueFullError } from './batcher.js';
@@ -108,7 +109,7 @@ function registerOperationalRoutes(app: FastifyInstance, ctx: ServerContext): vo
   }));
 
   app.get('/v1/model', async () => ({
-    path: ctx.model.path,
+    file: basename(ctx.model.path),
     sha256: ctx.model.sha256,
     sizeBytes: ctx.model.sizeBytes,
     featureDim: ctx.extractor.featureDim,

@@ -32,6 +32,8 @@ export interface DecodedImages {
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const DATA_URL = /^data:[a-z0-9.+/-]*(;[a-z0-9=-]+)*;base64,/i;
 const FORMATS = new Set(['png', 'jpeg', 'webp']);
+/** Images of one request decoded at the same time. */
+const DECODE_CONCURRENCY = 4;
 
 /** Images an input stands for, checked against the shape rules; used to enforce limits before decoding. */
 export function imagesIn(input: ImageInput, field: string): number {
@@ -54,7 +56,23 @@ export function checkImageCount(groups: { field: string; inputs: ImageInput[]; f
 
 /** Decodes every input; `fieldOf(i)` names input i in error answers (for example "body.queries[3]"). */
 export async function decodeImages(inputs: ImageInput[], fieldOf: (i: number) => string, size: number, limits: ImageLimits): Promise<DecodedImages> {
-  const parts = await Promise.all(inputs.map((input, i) => decodeOne(input, fieldOf(i), size, limits)));
+  // A few at a time: a small PNG can expand to maxPixels, so decoding a whole request at once could
+  // hold hundreds of large bitmaps in memory.
+  const parts: { pixels: Uint8Array; count: number }[] = new Array(inputs.length);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (next < inputs.length && !failed) {
+      const i = next++;
+      try {
+        parts[i] = await decodeOne(inputs[i] as ImageInput, fieldOf(i), size, limits);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(DECODE_CONCURRENCY, inputs.length) }, worker));
   const count = parts.reduce((n, p) => n + p.count, 0);
   const pixels = new Uint8Array(count * size * size * 3);
   let offset = 0;
