@@ -43,7 +43,8 @@ test('Gen-1 starts the student as the teacher, never changes the teacher, lowers
   const out = join(dir, 'gen1');
   const seen: { generation: number; student: NamedWeights; teacherBefore: NamedWeights; teacherAfter?: NamedWeights }[] = [];
   let teacherModel: { getWeights(): NamedWeights } | undefined;
-  const results = await trainGen1({ ...data, pathT: teacherPath, epochs: 3, lrDecayEpochs: [], maxStepsPerEpoch: 4, learningRate: 0.02, gamma: 0.5, generations: 2, out }, {
+  // No dataset or image size given: the run takes the teacher's (toy, 16x16, 4 images per class).
+  const results = await trainGen1({ batchSize: 32, seed: 3, pathT: teacherPath, epochs: 3, lrDecayEpochs: [], maxStepsPerEpoch: 4, learningRate: 0.02, gamma: 0.5, generations: 2, out }, {
     onStart: ({ generation, model, teacher }) => {
       teacherModel = teacher;
       seen.push({ generation, student: model.getWeights(), teacherBefore: teacher!.getWeights() });
@@ -53,6 +54,7 @@ test('Gen-1 starts the student as the teacher, never changes the teacher, lowers
     },
   });
   assert.deepEqual(results.map((r) => r.generation), [1, 2]);
+  assert.deepEqual([results[0].config.dataset, results[0].config.imageSize, results[0].config.imagesPerClass], ['toy', 16, 4]);
   // Gen-1: the student's initial weights are the teacher checkpoint's, bit for bit (running statistics too).
   assertSameWeights(seen[0].student, teacherCkpt.weights, 'gen1 student at start');
   assertSameWeights(seen[0].teacherBefore, teacherCkpt.weights, 'gen1 teacher at start');

@@ -18,7 +18,8 @@ import type { TrainHooks } from './progress.js';
 import { withHalfTurn } from './rotate.js';
 import { checkpointPathFor, loadTrainData, prepareOutDir, startingPoint } from './setup.js';
 import { Sgd } from './sgd.js';
-import { loadTeacher } from './teacher.js';
+import { loadTeacher, type TeacherSource } from './teacher.js';
+import { isDatasetName } from '../data/datasets.js';
 
 /** One Gen-1 optimiser step (exported for tests and benchmarks). */
 export function gen1Step(teacher: TfModel, student: TfModel, sgd: Sgd, temperature: number, gamma: number): StepFn {
@@ -63,20 +64,39 @@ function checkTeacherFits(teacherPath: string, spec: ModelSpec, options: TrainOp
   }
 }
 
+/** Options without the keys whose value is undefined (so that spreading them keeps inherited defaults). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Defaults a Gen-1 run takes from its teacher: the dataset it was trained on and its image size. */
+function inheritedFromTeacher(t: TeacherSource, options: TrainOptions): Partial<TrainOptions> {
+  const inherited: Partial<TrainOptions> = { imageSize: t.spec.imageSize };
+  const c = t.config ?? {};
+  if (options.dataset === undefined && options.recipe === undefined && typeof c.dataset === 'string' && isDatasetName(c.dataset)) {
+    inherited.dataset = c.dataset;
+    if (typeof c.dataRoot === 'string') inherited.dataRoot = c.dataRoot;
+    if (typeof c.imagesPerClass === 'number') inherited.imagesPerClass = c.imagesPerClass;
+  }
+  return inherited;
+}
+
 /** Distils `generations` generations in a row and returns each one's result. */
 export async function trainGen1(options: TrainOptions & RunOptions, hooks: TrainHooks = {}): Promise<TrainResult[]> {
   await registerGradients();
-  const resolved = resolveConfig(1, options);
+  if (!options.pathT) throw new UserError('Gen-1 needs a teacher: --path_t <gen0 checkpoint or ONNX graph>');
+  // The first teacher is read before the data: its dataset and image size are the defaults of this run.
+  const firstTeacher = await loadTeacher(options.pathT, hooks, { model: options.model, widths: options.widths, imageSize: options.imageSize ?? 32, numClasses: 0 });
+  const resolved = resolveConfig(1, { ...inheritedFromTeacher(firstTeacher, options), ...definedOnly(options), out: options.out });
   for (const n of resolved.notes) hooks.log?.(n);
   const base = resolved.config;
-  if (!base.pathT) throw new UserError('Gen-1 needs a teacher: --path_t <gen0 checkpoint or ONNX graph>');
   await prepareOutDir(base.out);
   const data = await loadTrainData(base);
   const numClasses = data.train.classNames.length;
   const results: TrainResult[] = [];
   for (let generation = 1; generation <= base.generations; generation++) {
-    const teacherPath = generation === 1 ? base.pathT : checkpointPathFor(base.out, generation - 1);
-    const teacherSource = await loadTeacher(teacherPath, hooks, { model: options.model, widths: options.widths, imageSize: base.imageSize, numClasses });
+    const teacherPath = generation === 1 ? options.pathT : checkpointPathFor(base.out, generation - 1);
+    const teacherSource = generation === 1 ? firstTeacher : await loadTeacher(teacherPath, hooks);
     const spec = teacherSource.spec;
     checkTeacherFits(teacherPath, spec, options, base, numClasses);
     const config: TrainConfig = { ...base, generation, pathT: teacherPath, model: spec.arch, widths: spec.arch === 'conv4' ? [spec.widths[0]] : [...spec.widths] };

@@ -211,5 +211,13 @@ export async function teacherFromOnnx(path: string, hints: OnnxTeacherHints): Pr
   const spec = describeGraph(model, path, hints, convs, init);
   const { weights, notes } = weightsFromGraph(model, path, spec, init);
   await checkLogits(path, model, spec, weights);
-  return { spec, weights, generation: 0, notes };
+  const meta = new Map((model.metadataProps ?? []).map((p) => [p.key, p.value]));
+  let config: Record<string, unknown> = {};
+  try {
+    config = JSON.parse(meta.get('skd.training_config') ?? '{}') as Record<string, unknown>;
+  } catch {
+    config = {};
+  }
+  if (meta.get('skd.dataset')) config = { ...config, dataset: meta.get('skd.dataset') };
+  return { spec, weights, generation: 0, notes, config };
 }

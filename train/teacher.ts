@@ -14,6 +14,8 @@ export interface TeacherSource {
   weights: NamedWeights;
   /** Generation of the teacher checkpoint (0 for Gen-0). */
   generation: number;
+  /** The training configuration recorded with the teacher (checkpoints; ONNX metadata when present). */
+  config?: Record<string, unknown>;
 }
 
 /** A checkpoint, or an ONNX graph (by its .onnx extension; see onnx-teacher.ts, which uses `hints`). */
@@ -26,5 +28,5 @@ export async function loadTeacher(path: string, hooks: TrainHooks = {}, hints?: 
   }
   const ckpt = await readCheckpoint(path);
   if (!ckpt.complete) hooks.log?.(`note: the teacher ${path} is from epoch ${ckpt.epoch} of a run that did not finish`);
-  return { spec: ckpt.spec, weights: ckpt.weights, generation: ckpt.generation };
+  return { spec: ckpt.spec, weights: ckpt.weights, generation: ckpt.generation, config: ckpt.config };
 }
