@@ -124,6 +124,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EADDRINUSE') throw new UserError(`port ${args.port} on ${args.host} is already in use (pick another with --port)`);
       if (code === 'EACCES') throw new UserError(`no permission to listen on ${args.host}:${args.port}, or to use --store ${args.store}`);
+      if (code === 'ENOTDIR' || code === 'EEXIST') throw new UserError(`--store ${args.store}: not a directory`);
+      if (code === 'EADDRNOTAVAIL') throw new UserError(`--host ${args.host}: no such local address`);
       throw err;
     }
     const running = server;
