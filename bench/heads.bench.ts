@@ -3,14 +3,17 @@
  * support sets at 640-d, plus fit + predict of the prototype and nearest-neighbour heads.
  */
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../data/rng.js';
 import { l2NormalizeRows } from '../infer/features.js';
 import { LogisticRegressionHead, NearestNeighborHead, PrototypeHead, type Head } from '../infer/heads/index.js';
+import { simdAvailable } from '../infer/heads/simd.js';
 
 export const describe =
-  'ms per head fit (median and mean over repeated fits, after warm-up) at 640-d: logreg on the scikit-learn fixture ' +
+  'ms per head fit (wall median and mean, and process CPU time per fit, after warm-up; a busy machine inflates wall ' +
+  'time) at 640-d: logreg on the scikit-learn fixture ' +
   'episodes (5-way 5-shot x5 aug = 125 rows, 5-way 1-shot x5 aug = 25 rows) and on 20 synthetic 5-way 5-shot x5 ' +
   'aug episodes (clustered random features, L2-normalised); proto and nn fit + predict of 75 queries';
 
@@ -44,9 +47,10 @@ function synthetic(seed: number): Problem {
   return { x, n, d, y, k, q, nq };
 }
 
-function timeFits(make: () => Head, problems: Problem[], repeats: number, predict: boolean): { median_ms: number; mean_ms: number; fits: number } {
+function timeFits(make: () => Head, problems: Problem[], repeats: number, predict: boolean): { median_ms: number; mean_ms: number; cpu_ms_per_fit: number; fits: number } {
   const times: number[] = [];
   for (let warm = 0; warm < 3; warm++) for (const p of problems) make().fit(p.x, p.n, p.d, p.y, p.k);
+  const cpuStart = process.cpuUsage();
   for (let r = 0; r < repeats; r++) {
     for (const p of problems) {
       const head = make();
@@ -56,17 +60,24 @@ function timeFits(make: () => Head, problems: Problem[], repeats: number, predic
       times.push(performance.now() - t);
     }
   }
+  const cpu = process.cpuUsage(cpuStart);
   times.sort((a, b) => a - b);
   const round = (v: number) => Math.round(v * 1000) / 1000;
-  return { median_ms: round(times[Math.floor(times.length / 2)]!), mean_ms: round(times.reduce((a, b) => a + b, 0) / times.length), fits: times.length };
+  return {
+    median_ms: round(times[Math.floor(times.length / 2)]!), mean_ms: round(times.reduce((a, b) => a + b, 0) / times.length),
+    cpu_ms_per_fit: round((cpu.user + cpu.system) / 1000 / times.length), fits: times.length,
+  };
 }
 
 export async function run(): Promise<Record<string, unknown>> {
+  const loadAverage = loadavg().map((v) => +v.toFixed(2));
   const fiveShot = fixture('5way5shot_aug5_d640.json');
   const oneShot = fixture('5way1shot_aug5_d640.json');
   const synth = Array.from({ length: 20 }, (_, i) => synthetic(i));
   const iterations = synth.map((p) => { const h = new LogisticRegressionHead(); h.fit(p.x, p.n, p.d, p.y, p.k); return h.fitInfo!.iterations; });
   return {
+    load_average_at_start: loadAverage,
+    simd_gram: simdAvailable(),
     logreg_5way5shot_aug5_fixture: timeFits(() => new LogisticRegressionHead(), [fiveShot], 100, false),
     logreg_5way1shot_aug5_fixture: timeFits(() => new LogisticRegressionHead(), [oneShot], 200, false),
     logreg_5way5shot_aug5_synthetic: { ...timeFits(() => new LogisticRegressionHead(), synth, 5, false), mean_iterations: iterations.reduce((a, b) => a + b, 0) / iterations.length },
