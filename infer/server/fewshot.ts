@@ -9,7 +9,7 @@ import type { Head, HeadKind } from '../heads/types.js';
 import { augmentPixels } from './augment.js';
 import type { ServerContext } from './context.js';
 import { badRequest, tooLarge } from './errors.js';
-import { checkImageCount, decodeImages, type DecodedImages, type ImageInput } from './images.js';
+import { decodeImages, type DecodedImages, type ImageInput } from './images.js';
 
 export interface SupportRequest {
   support: { label: string; image: ImageInput }[];
@@ -109,12 +109,4 @@ export function predictions(head: Head, features: Float32Array, n: number, label
     out.push({ label: labelNames[best] as string, probabilities: row });
   }
   return out;
-}
-
-/** Enforces the per-request image limit over support and queries before anything is decoded. */
-export function checkCounts(support: ImageInput[] | undefined, queries: ImageInput[] | undefined, ctx: ServerContext): void {
-  const groups: { field: string; inputs: ImageInput[]; fieldOf: (i: number) => string }[] = [];
-  if (support) groups.push({ field: 'body.support', inputs: support, fieldOf: supportField });
-  if (queries) groups.push({ field: 'body.queries', inputs: queries, fieldOf: queryField });
-  checkImageCount(groups, ctx.limits);
 }
