@@ -16,7 +16,8 @@ export class Sgd {
   private readonly buffers: tf.Variable[];
 
   constructor(private readonly variables: tf.Variable[], readonly options: SgdOptions) {
-    this.buffers = variables.map((v) => tf.variable(tf.zerosLike(v), false));
+    // tidy frees the zeros tensor; the variable keeps its own reference to the data.
+    this.buffers = variables.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false)));
   }
 
   /** Applies one update with gradients keyed by tf.Variable name (as tf.variableGrads returns them). */
