@@ -66,7 +66,8 @@ test('SIGTERM lets the request in flight finish, then exits 0', async () => {
   // A long batching wait keeps the request in flight while the signal arrives.
   const s = await serve(['--batch-wait-ms', '600']);
   const inFlight = request(s.url, 'POST', '/v1/embed', { images: [support[0]!.image] });
-  await new Promise((r) => setTimeout(r, 200));
+  // Signal only once the request is inside the server, waiting in the batcher.
+  for (let i = 0; i < 500 && (await request(s.url, 'GET', '/healthz')).body.queuedImages < 1; i++) await new Promise((r) => setTimeout(r, 10));
   s.child.kill('SIGTERM');
   const res = await inFlight;
   assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -75,12 +76,9 @@ test('SIGTERM lets the request in flight finish, then exits 0', async () => {
   assert.match(s.stderr(), /SIGTERM: finishing requests in flight/);
 });
 
-test('bad flags and a missing model end with one clear line', async () => {
+test('a missing model ends with one clear line', async () => {
   const missing = await runSkd(['serve', '--model', join(dir, 'nope.onnx'), '--port', '0']);
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /model file not found/);
   assert.doesNotMatch(missing.stderr, /\n\s+at /);
-  const badLimit = await runSkd(['serve', '--model', MODEL, ...FOREIGN, '--max-batch', '0']);
-  assert.notEqual(badLimit.code, 0);
-  assert.match(badLimit.stderr, /--max-batch must be a positive integer/);
 });
