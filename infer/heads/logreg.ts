@@ -16,7 +16,7 @@
  * works on X directly. X is never copied.
  */
 import { minimizeLbfgs } from './lbfgs.js';
-import { simdGram } from './simd.js';
+import { SimdSoftmaxProducts, simdGram } from './simd.js';
 import { argmaxRows, checkFitArguments, checkPredictArguments, softmaxRows, stateArray, type Head, type HeadState } from './types.js';
 
 export interface LogisticRegressionOptions {
@@ -171,6 +171,52 @@ class SoftmaxProblem {
     private readonly invC: number,
   ) {
     this.z = new Float64Array(n * K);
+    this.simd = SimdSoftmaxProducts.create(F, n, cols, p, triangular, K);
+  }
+
+  /** The two products in WebAssembly SIMD, where available. */
+  private readonly simd: SimdSoftmaxProducts | null;
+
+  /** The same objective with the products Z = F V^T and R^T F done by the SIMD kernels. */
+  private evaluateSimd(s: SimdSoftmaxProducts, theta: Float64Array, grad: Float64Array): number {
+    const { n, p, labels, K, invC } = this;
+    const P = s.stride, Ks = s.zStride, V = s.V, Z = s.Z, G = s.G;
+    const bOffset = K * p;
+    for (let k = 0; k < K; k++) {
+      const o = k * P, to = k * p;
+      for (let c = 0; c < p; c++) V[o + c] = theta[to + c]!;
+    }
+    s.scores();
+    for (let k = 0; k < K; k++) grad[bOffset + k] = 0;
+    let f = 0;
+    for (let i = 0; i < n; i++) {
+      const o = i * Ks;
+      let max = -Infinity;
+      for (let k = 0; k < K; k++) { const v = Z[o + k]! + theta[bOffset + k]!; Z[o + k] = v; if (v > max) max = v; }
+      const y = labels[i]!;
+      const zy = Z[o + y]!;
+      let sum = 0;
+      for (let k = 0; k < K; k++) { const e = Math.exp(Z[o + k]! - max); Z[o + k] = e; sum += e; }
+      f += Math.log(sum) + max - zy;
+      const inv = 1 / sum;
+      for (let k = 0; k < K; k++) {
+        const r = Z[o + k]! * inv - (k === y ? 1 : 0);
+        Z[o + k] = r;
+        grad[bOffset + k] = grad[bOffset + k]! + r;
+      }
+      for (let k = K; k < Ks; k++) Z[o + k] = 0;
+    }
+    s.gradient();
+    let penalty = 0;
+    for (let k = 0; k < K; k++) {
+      const o = k * P, to = k * p;
+      for (let c = 0; c < p; c++) {
+        const v = theta[to + c]!;
+        penalty += v * v;
+        grad[to + c] = G[o + c]! + invC * v;
+      }
+    }
+    return f + 0.5 * invC * penalty;
   }
 
   private rowLength(i: number): number {
@@ -178,6 +224,7 @@ class SoftmaxProblem {
   }
 
   evaluate(theta: Float64Array, grad: Float64Array): number {
+    if (this.simd) return this.evaluateSimd(this.simd, theta, grad);
     const { F, n, cols, p, labels, K, invC, z } = this;
     const bOffset = K * p;
 
@@ -210,10 +257,11 @@ class SoftmaxProblem {
       const o = i * K;
       let max = -Infinity;
       for (let k = 0; k < K; k++) max = Math.max(max, z[o + k]!);
+      const y = labels[i]!;
+      const zy = z[o + y]!;
       let sum = 0;
       for (let k = 0; k < K; k++) { const e = Math.exp(z[o + k]! - max); z[o + k] = e; sum += e; }
-      const y = labels[i]!;
-      f += Math.log(sum) - Math.log(z[o + y]!);
+      f += Math.log(sum) + max - zy;
       const inv = 1 / sum;
       for (let k = 0; k < K; k++) z[o + k] = z[o + k]! * inv - (k === y ? 1 : 0);
     }
