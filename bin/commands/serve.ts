@@ -35,8 +35,13 @@ interface ServeArgs {
   log: boolean;
 }
 
-/** The browser demo's build output in this package (dist/bin/commands -> ../../../web/dist). */
-const PACKAGE_WEB_DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'web', 'dist');
+/** The browser demo's build output: web/dist in the nearest folder above this file with a package.json. */
+function packageWebDist(): string | undefined {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return join(dir, 'web', 'dist');
+    if (dirname(dir) === dir) return undefined;
+  }
+}
 
 function parseTriple(text: string, flag: string): [number, number, number] {
   const parts = text.split(',').map((s) => Number(s.trim()));
@@ -116,7 +121,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     try {
       server = await startServer({
         extractor, modelPath: args.model, storeDir: resolve(args.store), limits, host: args.host, port: args.port,
-        webDir: args.web ?? (existsSync(PACKAGE_WEB_DIST) ? PACKAGE_WEB_DIST : undefined),
+        webDir: args.web ?? packageWebDist(),
         logger: { level: args.log ? 'info' : 'warn', stream: process.stderr },
       });
     } catch (err) {
