@@ -21,6 +21,8 @@ export interface TrainConfig {
   imageSize: number;
   /** Toy dataset only: images per class of the generated set. */
   imagesPerClass?: number;
+  /** Toy dataset only: the generator's seed (which classes exist and how they look), apart from the training seed. */
+  toySeed?: number;
   model: ModelName;
   /** ResNet-12: four widths; Conv-4: one width (the first is used). */
   widths: number[];
@@ -90,6 +92,7 @@ export function resolveConfig(generation: 0 | 1, opts: TrainOptions): { config: 
     dataRoot: opts.dataRoot,
     imageSize,
     imagesPerClass: dataset === 'toy' ? (opts.imagesPerClass ?? 60) : undefined,
+    toySeed: dataset === 'toy' ? (opts.toySeed ?? 0) : undefined,
     model,
     widths,
     epochs: opts.epochs ?? entry.epochs,
@@ -137,6 +140,7 @@ export function validateConfig(c: TrainConfig): void {
   checkInt('--val-episodes', c.valEpisodes, 1);
   if (c.maxStepsPerEpoch !== undefined) checkInt('--max-steps-per-epoch', c.maxStepsPerEpoch, 1);
   if (c.imagesPerClass !== undefined) checkInt('--images-per-class', c.imagesPerClass, 1);
+  if (c.toySeed !== undefined) checkInt('--toy-seed', c.toySeed, 0);
   for (const d of c.lrDecayEpochs) checkInt('each of --lr_decay_epochs', d, 1);
   checkPositive('--learning_rate', c.learningRate);
   checkPositive('--gamma', c.gamma, true);
@@ -156,6 +160,6 @@ export function specFor(c: Pick<TrainConfig, 'model' | 'widths' | 'imageSize'>, 
 
 /** Settings that change what a resumed run computes; differences are reported when resuming. */
 export const RESULT_AFFECTING_KEYS: (keyof TrainConfig)[] = [
-  'dataset', 'imageSize', 'imagesPerClass', 'model', 'widths', 'epochs', 'lrDecayEpochs', 'learningRate', 'batchSize',
+  'dataset', 'imageSize', 'imagesPerClass', 'toySeed', 'model', 'widths', 'epochs', 'lrDecayEpochs', 'learningRate', 'batchSize',
   'gamma', 'momentum', 'weightDecay', 'kdT', 'seed', 'padding', 'flip', 'jitter', 'maxStepsPerEpoch',
 ];

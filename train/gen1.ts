@@ -77,6 +77,7 @@ function inheritedFromTeacher(t: TeacherSource, options: TrainOptions): Partial<
     inherited.dataset = c.dataset;
     if (typeof c.dataRoot === 'string') inherited.dataRoot = c.dataRoot;
     if (typeof c.imagesPerClass === 'number') inherited.imagesPerClass = c.imagesPerClass;
+    if (typeof c.toySeed === 'number') inherited.toySeed = c.toySeed;
   }
   return inherited;
 }

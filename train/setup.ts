@@ -21,8 +21,8 @@ export interface TrainData {
 export async function loadTrainData(config: TrainConfig): Promise<TrainData> {
   const common = {
     dataset: config.dataset, dataRoot: config.dataRoot, imageSize: config.imageSize,
-    // The toy set's own seed stays at its default: the training seed must not change which classes exist.
-    toy: { imagesPerClass: config.imagesPerClass },
+    // The toy set has its own seed: the training seed must not change which classes exist.
+    toy: { seed: config.toySeed, imagesPerClass: config.imagesPerClass },
   };
   const train = await loadDataset({ ...common, split: 'train' });
   const val = config.valEvery > 0 ? await loadDataset({ ...common, split: 'val' }) : undefined;

@@ -17,6 +17,7 @@ interface TrainArgs {
   widths?: string;
   'image-size'?: number;
   'images-per-class'?: number;
+  'toy-seed'?: number;
   epochs?: number;
   lr_decay_epochs?: string;
   learning_rate?: number;
@@ -56,6 +57,7 @@ function commonOptions(y: Argv, generation: 0 | 1): Argv<TrainArgs> {
     .option('widths', { type: 'string', describe: 'Comma list: 4 widths for resnet12 (default 64,160,320,640), 1 for conv4 (64)' })
     .option('image-size', { alias: 'image_size', type: 'number', describe: 'Image side (default: the dataset\'s; toy and folder sets are generated/resized to it)' })
     .option('images-per-class', { alias: 'images_per_class', type: 'number', describe: 'Toy dataset: images per class (default 60)' })
+    .option('toy-seed', { alias: 'toy_seed', type: 'number', describe: 'Toy dataset: the generator\'s seed (default 0), separate from --seed' })
     .option('epochs', { type: 'number', describe: 'Training epochs (recipe)' })
     .option('lr_decay_epochs', { alias: 'lr-decay-epochs', type: 'string', describe: 'Comma list of epochs after which lr is multiplied by 0.1 (recipe)' })
     .option('learning_rate', { alias: ['learning-rate', 'lr'], type: 'number', describe: `Base learning rate (default ${generation === 0 ? 0.05 : 0.001})` })
@@ -83,6 +85,7 @@ function toOptions(a: TrainArgs): TrainOptions & { resume: boolean } {
     widths: numberList('--widths', a.widths),
     imageSize: a['image-size'],
     imagesPerClass: a['images-per-class'],
+    toySeed: a['toy-seed'],
     epochs: a.epochs,
     lrDecayEpochs: numberList('--lr_decay_epochs', a.lr_decay_epochs),
     learningRate: a.learning_rate,
