@@ -47,6 +47,11 @@ function nameForPickle(file: string): string {
   return parent === 'FC100' || parent === 'CIFAR-FS' ? parent : 'pickle';
 }
 
+/** A file that holds a split's images: a pickle (not a tieredImageNet labels file) or an _images.npz. */
+function isDatasetFile(f: string): boolean {
+  return (/\.(pickle|pkl)$/i.test(f) && !/_labels\.pkl$/i.test(f)) || /_images\.npz$/i.test(f);
+}
+
 function splitOfFile(file: string): string {
   return basename(file).replace(/^miniImageNet_category_split_/, '').replace(/\.(pickle|pkl)$/, '');
 }
@@ -90,7 +95,7 @@ export async function discoverSplits(path: string, opts: DiscoverOptions = {}): 
 
   const size = opts.imageSize ?? datasetImageSize('folder');
   const entries = readdirSync(path).sort();
-  const files = entries.filter((f) => (/\.(pickle|pkl)$/i.test(f) && !/_labels\.pkl$/i.test(f)) || /_images\.npz$/i.test(f));
+  const files = entries.filter(isDatasetFile);
   if (opts.dataset !== 'folder' && files.length > 0) {
     const chosen = opts.split ? files.filter((f) => splitOfFile(f) === opts.split || f.replace(/_images\.npz$/i, '') === opts.split) : files;
     if (chosen.length === 0) throw new UserError(`${path}: no file for split "${opts.split}" (found ${files.join(', ')})`);
@@ -100,7 +105,23 @@ export async function discoverSplits(path: string, opts: DiscoverOptions = {}): 
   if (isSplitFolder(path) && !entries.some((e) => isDir(join(path, e)) && isSplitFolder(join(path, e)))) {
     return [{ source: path, set: await loadImageFolder(dirname(path), basename(path), size) }];
   }
-  const splits = opts.split ? [opts.split] : entries.filter((e) => isDir(join(path, e)) && isSplitFolder(join(path, e)));
+  const splitDirs = entries.filter((e) => isDir(join(path, e)) && isSplitFolder(join(path, e)));
+  // A folder of dataset folders (for example datasets/ holding CIFAR-FS/ and miniImageNet/): each one's files.
+  const datasetDirs = entries.filter((e) => isDir(join(path, e)) && readdirSync(join(path, e)).some(isDatasetFile));
+  if (splitDirs.length === 0 && datasetDirs.length > 0 && opts.dataset !== 'folder') {
+    const loaded: LoadedSplit[] = [];
+    for (const d of datasetDirs) {
+      try {
+        loaded.push(...(await discoverSplits(join(path, d), opts)));
+      } catch (err) {
+        // With --split, dataset folders without that split are skipped.
+        if (!opts.split || !(err instanceof UserError) || !/no file for split/.test(err.message)) throw err;
+      }
+    }
+    if (loaded.length === 0) throw new UserError(`${path}: no dataset folder has a split "${opts.split}"`);
+    return loaded;
+  }
+  const splits = opts.split ? [opts.split] : splitDirs;
   if (splits.length === 0) {
     throw new UserError(`${path}: no dataset found; expected .pickle/.npz files, <split>/<class>/*.png folders, or --dataset NAME`);
   }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { datasetImageSize, datasetNormalization, datasetPadding, imageSetFromPickle, imageSetFromTiered, loadDataset, type DatasetName } from '../data/datasets.js';
 import { UserError } from '../data/errors.js';
+import { discoverSplits } from '../data/discover.js';
 import { FIXTURES } from './helpers/run-skd.js';
 import { pickleDict, writeDatasetPickle } from './helpers/pickle-writer.js';
 import type { ImageSet } from '../data/types.js';
@@ -169,4 +170,16 @@ test('protocol-5 pickles with numpy scalar labels, Python 3 protocol-2 bytes and
   assert.deepEqual(npz.originalIds, m.classes);
   assert.equal(pixelSum(npz), m.pixel_sum);
   assert.equal(pixelSum(p5), m.pixel_sum);
+});
+
+test('discoverSplits reads a folder of dataset folders, one split or all', async () => {
+  const all = await discoverSplits(DATASETS);
+  assert.deepEqual(all.map((l) => `${l.set.name}/${l.set.split}`), [
+    'CIFAR-FS/py3_protocol4', 'CIFAR-FS/test', 'CIFAR-FS/train', 'CIFAR-FS/val',
+    'miniImageNet/test', 'miniImageNet/train_phase_train', 'miniImageNet/val',
+    'tieredImageNet/test', 'tieredImageNet/train',
+  ]);
+  const val = await discoverSplits(DATASETS, { split: 'val' });
+  assert.deepEqual(val.map((l) => [l.set.name, l.set.count]), [['CIFAR-FS', 60], ['miniImageNet', 20]]);
+  await assert.rejects(discoverSplits(DATASETS, { split: 'nope' }), (e: Error) => e instanceof UserError && /no dataset folder has a split "nope"/.test(e.message));
 });
