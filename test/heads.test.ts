@@ -143,3 +143,19 @@ test('the Gram matrix (WebAssembly SIMD kernel and scalar fallback) matches a pl
     }
   }
 });
+
+test('the logreg head gives the same solution with and without the SIMD kernels', () => {
+  // The SIMD Gram sums float32 products (entries good to about 1e-8 relative), so the two optima agree to about that.
+  for (const file of ['5way5shot_aug5_d640.json', '5way5shot_noaug_d64.json', 'tiny_3way.json']) {
+    const fx = JSON.parse(readFileSync(join(logregDir, file), 'utf8')) as LogregFixture;
+    const x = Float32Array.from(fx.X_train.flat());
+    const y = Int32Array.from(fx.y_train);
+    const fast = new LogisticRegressionHead({ simd: true });
+    const plain = new LogisticRegressionHead({ simd: false });
+    fast.fit(x, fx.X_train.length, fx.dim, y, fx.n_way);
+    plain.fit(x, fx.X_train.length, fx.dim, y, fx.n_way);
+    assert.ok(Math.abs(fast.objective() - plain.objective()) <= 1e-7 * plain.objective(), `${file}: ${fast.objective()} vs ${plain.objective()}`);
+    const xt = Float32Array.from(fx.X_test.flat());
+    assert.deepEqual(Array.from(fast.predict(xt, fx.X_test.length)), Array.from(plain.predict(xt, fx.X_test.length)));
+  }
+});

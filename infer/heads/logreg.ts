@@ -26,6 +26,8 @@ export interface LogisticRegressionOptions {
   maxIter?: number;
   /** Stop when max |gradient| <= tol * max(1, |f|). Default 1e-8. */
   tol?: number;
+  /** Use the WebAssembly SIMD kernels where available. Default true (false: plain TypeScript loops). */
+  simd?: boolean;
 }
 
 /** Diagnostics of the last fit. */
@@ -43,6 +45,7 @@ export class LogisticRegressionHead implements Head {
   readonly C: number;
   readonly maxIter: number;
   readonly tol: number;
+  readonly simd: boolean;
   /** numClasses x dim weights, row-major. */
   coef: Float64Array = new Float64Array(0);
   intercept: Float64Array = new Float64Array(0);
@@ -55,6 +58,7 @@ export class LogisticRegressionHead implements Head {
     this.C = opts.C ?? 1;
     this.maxIter = opts.maxIter ?? 1000;
     this.tol = opts.tol ?? 1e-8;
+    this.simd = opts.simd ?? true;
     if (!(this.C > 0)) throw new RangeError(`logreg: C must be positive, got ${this.C}`);
   }
 
@@ -71,10 +75,10 @@ export class LogisticRegressionHead implements Head {
     const coef = new Float64Array(K * d);
     const intercept = new Float64Array(K);
     if (n < d) {
-      const { L, piv, rank } = pivotedCholesky(gram(x, n, d), n);
+      const { L, piv, rank } = pivotedCholesky(gram(x, n, d, this.simd), n);
       const rowLabels = new Int32Array(n);
       for (let i = 0; i < n; i++) rowLabels[i] = labels[piv[i]!]!;
-      const problem = new SoftmaxProblem(L, n, n, rank, true, rowLabels, K, invC);
+      const problem = new SoftmaxProblem(L, n, n, rank, true, rowLabels, K, invC, this.simd);
       const theta = new Float64Array(K * rank + K);
       const result = minimizeLbfgs((t, g) => problem.evaluate(t, g), theta, opts);
       // W = V Q with Q = L1^-1 X_p[0:r]: first A = V L1^-1 (solve A L1 = V), then W = A X_p[0:r].
@@ -91,7 +95,7 @@ export class LogisticRegressionHead implements Head {
       this.objectiveValue = result.f;
       this.fitInfo = { iterations: result.iterations, evaluations: result.evaluations, gradientNorm: result.gradientNorm, stop: result.stop, rank };
     } else {
-      const problem = new SoftmaxProblem(x, n, d, d, false, labels, K, invC);
+      const problem = new SoftmaxProblem(x, n, d, d, false, labels, K, invC, this.simd);
       const theta = new Float64Array(K * d + K);
       const result = minimizeLbfgs((t, g) => problem.evaluate(t, g), theta, opts);
       coef.set(theta.subarray(0, K * d));
@@ -169,9 +173,10 @@ class SoftmaxProblem {
     private readonly labels: Int32Array,
     private readonly K: number,
     private readonly invC: number,
+    useSimd: boolean,
   ) {
     this.z = new Float64Array(n * K);
-    this.simd = SimdSoftmaxProducts.create(F, n, cols, p, triangular, K);
+    this.simd = useSimd ? SimdSoftmaxProducts.create(F, n, cols, p, triangular, K) : null;
   }
 
   /** The two products in WebAssembly SIMD, where available. */
