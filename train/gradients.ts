@@ -21,6 +21,7 @@ function hasGradients(): boolean {
 export function registerGradients(): Promise<void> {
   registered ??= (async () => {
     if (hasGradients()) return;
+    if (typeof register !== 'function') throw new Error(`training needs Node.js 20.6 or later (module.register), this is ${process.version}`);
     register('./tfjs-resolve-hook.js', import.meta.url);
     await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
     if (!hasGradients()) throw new Error('TensorFlow.js gradients failed to register');
