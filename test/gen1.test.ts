@@ -80,6 +80,20 @@ test('Gen-1 starts the student as the teacher, never changes the teacher, lowers
   assert.equal(typeof log[0].kd, 'number');
 });
 
+test('a resumed Gen-1 run equals an uninterrupted one', async () => {
+  const opts = { pathT: teacherPath, batchSize: 32, seed: 9, epochs: 2, lrDecayEpochs: [], maxStepsPerEpoch: 2, learningRate: 0.02 };
+  await trainGen1({ ...opts, out: join(dir, 'whole') });
+  await trainGen1({ ...opts, epochs: 1, out: join(dir, 'split') });
+  await trainGen1({ ...opts, out: join(dir, 'split'), resume: true } as TrainOptions);
+  const a = await readCheckpoint(join(dir, 'whole', 'gen1.safetensors'));
+  const b = await readCheckpoint(join(dir, 'split', 'gen1.safetensors'));
+  assert.equal(b.epoch, 2);
+  assert.deepEqual(b.rng, a.rng);
+  assert.equal(b.dropBlockCalls, a.dropBlockCalls);
+  assertSameWeights(b.weights, a.weights, 'resumed student');
+  assertSameWeights(b.optimizer!.momentum, a.optimizer!.momentum, 'resumed momentum');
+});
+
 test('a missing, unreadable or mismatched teacher is refused with a clear message', async () => {
   const base: TrainOptions = { ...data, epochs: 1, maxStepsPerEpoch: 1, out: join(dir, 'bad') };
   await assert.rejects(trainGen1({ ...base, pathT: join(dir, 'nope.safetensors') }), (e: Error) => e instanceof UserError && /checkpoint not found: .*nope\.safetensors/.test(e.message));
