@@ -7,7 +7,7 @@
  * update. Data loading and augmentation are not included. Figures: seconds per step (min and median of
  * the timed repeats, after one warm-up step) and images/s counting the 256 rotated images.
  *
- * Environment: SKD_BENCH_MODELS (comma list of conv4,resnet12-narrow,resnet12), SKD_BENCH_BACKENDS
+ * Environment: SKD_BENCH_MODELS (comma list of conv4,resnet12-narrow,resnet12,resnet12-64img), SKD_BENCH_BACKENDS
  * (comma list of wasm,cpu), SKD_BENCH_REPEATS (default 3).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -18,20 +18,25 @@ import { TfModel } from '../models/tfjs.js';
 
 export const describe =
   'Gen-0 training step at 32x32: batch 64 -> 256 images after the 4 rotations; forward (train mode) + loss + backward + SGD update. ' +
-  'step_s_min/median over repeats after a warm-up; images_per_s = 256 / step_s_min. cpu_s: process CPU time per step ' +
+  'resnet12-64img: the same on 64 images (no rotations), for comparison with per-64-image figures. ' +
+  'step_s_min/median over repeats after a warm-up; images_per_s = images per step / step_s_min. cpu_s: process CPU time per step ' +
   '(user + system), a load-independent figure on a shared machine (wasm runs one thread, so on an idle machine cpu_s ~ step_s).';
 
 const BATCH = 64;
 const ROTATED = BATCH * 4;
 const CLASSES = 64;
 
-const MODELS: Record<string, () => ModelSpec> = {
-  conv4: () => conv4Spec({ numClasses: CLASSES }),
-  'resnet12-narrow': () => resnet12Spec({ widths: [16, 32, 64, 128], numClasses: CLASSES }),
-  resnet12: () => resnet12Spec({ numClasses: CLASSES }),
+/** Model and images per step; 'resnet12-64img' is the full network on 64 images (no rotations), for scale. */
+const MODELS: Record<string, { spec: () => ModelSpec; images: number }> = {
+  conv4: { spec: () => conv4Spec({ numClasses: CLASSES }), images: ROTATED },
+  'resnet12-narrow': { spec: () => resnet12Spec({ widths: [16, 32, 64, 128], numClasses: CLASSES }), images: ROTATED },
+  resnet12: { spec: () => resnet12Spec({ numClasses: CLASSES }), images: ROTATED },
+  'resnet12-64img': { spec: () => resnet12Spec({ numClasses: CLASSES }), images: BATCH },
 };
 /** The cpu backend is plain JavaScript: only the small models are timed on it. */
 const CPU_MODELS = new Set(['conv4', 'resnet12-narrow']);
+/** Default backends: the cpu backend is plain JavaScript and only worth timing on request. */
+const DEFAULT_BACKENDS = ['wasm'];
 
 function listFromEnv(name: string, fallback: string[]): string[] {
   const v = process.env[name];
@@ -52,13 +57,13 @@ function median(v: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-export async function timeSteps(spec: ModelSpec, repeats: number): Promise<{ wall: number[]; cpu: number[] }> {
+export async function timeSteps(spec: ModelSpec, images: number, repeats: number): Promise<{ wall: number[]; cpu: number[] }> {
   const model = new TfModel(spec, initWeights(spec, 1));
   const vars = model.trainableVariables();
-  const x = tf.randomNormal([ROTATED, spec.imageSize, spec.imageSize, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
-  const cls = Array.from({ length: ROTATED }, (_, i) => i % CLASSES);
+  const x = tf.randomNormal([images, spec.imageSize, spec.imageSize, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
+  const cls = Array.from({ length: images }, (_, i) => i % CLASSES);
   const labels = tf.oneHot(tf.tensor1d(cls, 'int32'), CLASSES, 1, 0, 'float32') as tf.Tensor2D;
-  const rot = tf.oneHot(tf.tensor1d(Array.from({ length: ROTATED }, (_, i) => Math.floor(i / BATCH)), 'int32'), 4, 1, 0, 'float32') as tf.Tensor2D;
+  const rot = tf.oneHot(tf.tensor1d(Array.from({ length: images }, (_, i) => Math.floor((4 * i) / images)), 'int32'), 4, 1, 0, 'float32') as tf.Tensor2D;
   const times: number[] = [];
   const cpuTimes: number[] = [];
   for (let r = 0; r <= repeats; r++) {
@@ -89,7 +94,7 @@ export async function timeSteps(spec: ModelSpec, repeats: number): Promise<{ wal
 
 export async function run(): Promise<Record<string, unknown>> {
   const models = listFromEnv('SKD_BENCH_MODELS', Object.keys(MODELS));
-  const backends = listFromEnv('SKD_BENCH_BACKENDS', ['wasm', 'cpu']) as BackendChoice[];
+  const backends = listFromEnv('SKD_BENCH_BACKENDS', DEFAULT_BACKENDS) as BackendChoice[];
   const repeats = Number(process.env.SKD_BENCH_REPEATS ?? 3);
   const results: Record<string, unknown> = {};
   for (const backend of backends) {
@@ -98,18 +103,19 @@ export async function run(): Promise<Record<string, unknown>> {
     for (const name of models) {
       if (!MODELS[name]) throw new Error(`unknown bench model '${name}'`);
       if (backend === 'cpu' && !CPU_MODELS.has(name)) continue;
-      const { wall, cpu } = await timeSteps(MODELS[name](), repeats);
+      const { wall, cpu } = await timeSteps(MODELS[name].spec(), MODELS[name].images, repeats);
       const best = Math.min(...wall);
       perModel[name] = {
+        images_per_step: MODELS[name].images,
         step_s_min: +best.toFixed(3),
         step_s_median: +median(wall).toFixed(3),
         step_s_all: wall.map((t) => +t.toFixed(3)),
-        images_per_s: +(ROTATED / best).toFixed(1),
+        images_per_s: +(MODELS[name].images / best).toFixed(1),
         cpu_s_min: +Math.min(...cpu).toFixed(3),
         cpu_s_median: +median(cpu).toFixed(3),
       };
     }
     results[backend] = { backend: selected.name, description: selected.description, models: perModel };
   }
-  return { batch: BATCH, images_per_step: ROTATED, image_size: 32, results };
+  return { batch: BATCH, image_size: 32, results };
 }

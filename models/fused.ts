@@ -31,7 +31,7 @@ export function leakyReluForward(x: tf.Tensor, alpha: number): tf.Tensor {
 }
 
 /** dL/dx of a leaky ReLU from its output y: dy where y > 0, alpha * dy elsewhere. */
-function leakyReluBackward(dy: tf.Tensor, y: tf.Tensor, alpha: number): tf.Tensor {
+export function leakyReluBackward(dy: tf.Tensor, y: tf.Tensor, alpha: number): tf.Tensor {
   return tf.mul(dy, tf.step(y, alpha));
 }
 
@@ -41,56 +41,75 @@ export function leakyReluFused(x: tf.Tensor4D, alpha: number): tf.Tensor4D {
     const [xi, save] = args as [tf.Tensor4D, tf.GradSaveFunc];
     const y = leakyReluForward(xi, alpha) as tf.Tensor4D;
     save([y]);
-    return { value: y, gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => [leakyReluBackward(dy, saved[0], alpha)] };
+    return { value: y, gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => tf.tidy(() => [leakyReluBackward(dy, saved[0], alpha)]) };
   });
   return f(x);
 }
 
+/** What convBnActBackward needs from the forward pass. */
+export interface ConvBnSaved { x: tf.Tensor4D; w: tf.Tensor4D; z: tf.Tensor4D; y: tf.Tensor4D; mean: tf.Tensor1D; invStd: tf.Tensor1D; gamma: tf.Tensor1D }
+
 /**
  * Training-mode conv -> batch-norm (batch statistics, biased variance) -> optional leaky ReLU, updating the
- * running statistics as PyTorch does (momentum blend, unbiased variance). Inputs: NHWC x, HWIO w, gamma,
- * beta and an optional conv bias.
+ * running statistics as PyTorch does (momentum blend, unbiased variance). Untaped: call inside a
+ * customGrad forward. Returns the output and the tensors the backward pass needs.
  */
-export function convBnAct(
+export function convBnActForward(
   x: tf.Tensor4D, w: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, bias: tf.Tensor1D | null, running: RunningStats, opts: ConvBnOptions,
-): tf.Tensor4D {
-  const { alpha } = opts;
-  const f = tf.customGrad<tf.Tensor4D>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const save = args[args.length - 1] as tf.GradSaveFunc;
-    const [xi, wi, g, b, cb] = args.slice(0, -1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D | undefined];
-    let z = tf.conv2d(xi, wi, opts.stride, opts.padding);
-    if (cb) z = tf.add(z, cb);
-    const count = z.shape[0] * z.shape[1] * z.shape[2];
-    const mean = tf.mean(z, [0, 1, 2]);
-    const variance = tf.mean(tf.squaredDifference(z, mean), [0, 1, 2]);
-    const invStd = tf.rsqrt(tf.add(variance, opts.eps));
-    const scale = tf.mul(g, invStd);
-    const shift = tf.sub(b, tf.mul(mean, scale));
-    const pre = tf.add(tf.mul(z, scale), shift);
-    const y = (alpha === null ? pre : leakyReluForward(pre, alpha)) as tf.Tensor4D;
+): { y: tf.Tensor4D; saved: ConvBnSaved } {
+  let z = tf.conv2d(x, w, opts.stride, opts.padding);
+  if (bias) z = tf.add(z, bias);
+  const count = z.shape[0] * z.shape[1] * z.shape[2];
+  const mean = tf.mean(z, [0, 1, 2]) as tf.Tensor1D;
+  const variance = tf.mean(tf.squaredDifference(z, mean), [0, 1, 2]);
+  const invStd = tf.rsqrt(tf.add(variance, opts.eps)) as tf.Tensor1D;
+  const scale = tf.mul(gamma, invStd);
+  const shift = tf.sub(beta, tf.mul(mean, scale));
+  const pre = tf.add(tf.mul(z, scale), shift);
+  const y = (opts.alpha === null ? pre : leakyReluForward(pre, opts.alpha)) as tf.Tensor4D;
+  tf.tidy(() => {
     running.mean.assign(tf.add(tf.mul(running.mean, 1 - opts.momentum), tf.mul(mean, opts.momentum)));
     const unbiased = tf.mul(variance, count / Math.max(count - 1, 1));
     running.variance.assign(tf.add(tf.mul(running.variance, 1 - opts.momentum), tf.mul(unbiased, opts.momentum)));
-    save([xi, wi, z, y, mean, invStd, g]);
+  });
+  return { y, saved: { x, w, z, y, mean, invStd, gamma } };
+}
+
+/** Gradients of convBnActForward for dy: [dx, dw, dgamma, dbeta, dbias?]. Call inside tf.tidy. */
+export function convBnActBackward(dy: tf.Tensor4D, s: ConvBnSaved, hasBias: boolean, opts: ConvBnOptions): tf.Tensor[] {
+  const count = s.z.shape[0] * s.z.shape[1] * s.z.shape[2];
+  const dPre = opts.alpha === null ? dy : leakyReluBackward(dy, s.y, opts.alpha);
+  // Batch-norm backward with xhat = (z - mean) * inv:
+  //   dbeta = sum dPre, dgamma = sum dPre * xhat = inv * (sum dPre * z - mean * dbeta)
+  //   dz = a * dPre + k1 * z + k0, a = gamma * inv, k1 = -a * inv * dgamma / n, k0 = -a * dbeta / n - k1 * mean
+  const dBeta = tf.sum(dPre, [0, 1, 2]);
+  const dGamma = tf.mul(s.invStd, tf.sub(tf.sum(tf.mul(dPre, s.z), [0, 1, 2]), tf.mul(s.mean, dBeta)));
+  const a = tf.mul(s.gamma, s.invStd);
+  const k1 = tf.mul(tf.mul(a, s.invStd), tf.div(dGamma, -count));
+  const k0 = tf.sub(tf.mul(a, tf.div(dBeta, -count)), tf.mul(k1, s.mean));
+  const dz = tf.add(tf.mul(dPre, a), tf.add(tf.mul(s.z, k1), k0)) as tf.Tensor4D;
+  const { dx, dw } = conv2dGradients(s.x, s.w, dz, { stride: opts.stride, padding: opts.padding });
+  const grads: tf.Tensor[] = [dx, dw, dGamma, dBeta];
+  if (hasBias) grads.push(tf.sum(dz, [0, 1, 2]));
+  return grads;
+}
+
+/** convBnActForward as a taped op with its hand-written gradient. */
+export function convBnAct(
+  x: tf.Tensor4D, w: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, bias: tf.Tensor1D | null, running: RunningStats, opts: ConvBnOptions,
+): tf.Tensor4D {
+  const f = tf.customGrad<tf.Tensor4D>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [xi, wi, g, b, cb] = args.slice(0, -1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D | undefined];
+    const { y, saved } = convBnActForward(xi, wi, g, b, cb ?? null, running, opts);
+    save([saved.x, saved.w, saved.z, saved.y, saved.mean, saved.invStd, saved.gamma]);
     return {
       value: y,
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const [xs, ws, zs, ys, mu, inv, gs] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
-        const dPre = alpha === null ? dy : leakyReluBackward(dy, ys, alpha);
-        // Batch-norm backward with xhat = (z - mean) * inv:
-        //   dbeta = sum dPre, dgamma = sum dPre * xhat = inv * (sum dPre * z - mean * dbeta)
-        //   dz = a * dPre + k1 * z + k0, a = gamma * inv, k1 = -a * inv * dgamma / n, k0 = -a * dbeta / n - k1 * mean
-        const dBeta = tf.sum(dPre, [0, 1, 2]);
-        const dGamma = tf.mul(inv, tf.sub(tf.sum(tf.mul(dPre, zs), [0, 1, 2]), tf.mul(mu, dBeta)));
-        const a = tf.mul(gs, inv);
-        const k1 = tf.mul(tf.mul(a, inv), tf.div(dGamma, -count));
-        const k0 = tf.sub(tf.mul(a, tf.div(dBeta, -count)), tf.mul(k1, mu));
-        const dz = tf.add(tf.mul(dPre, a), tf.add(tf.mul(zs, k1), k0)) as tf.Tensor4D;
-        const { dx, dw } = conv2dGradients(xs, ws, dz, { stride: opts.stride, padding: opts.padding });
-        const grads: tf.Tensor[] = [dx, dw, dGamma, dBeta];
-        if (cb) grads.push(tf.sum(dz, [0, 1, 2]));
-        return grads;
-      },
+      // Gradient functions run outside any tidy: without one, every temporary lives until the step ends.
+      gradFunc: (dy: tf.Tensor4D, t: tf.Tensor[]) => tf.tidy(() => {
+        const [xs, ws, z, ys, mean, invStd, gs] = t as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
+        return convBnActBackward(dy, { x: xs, w: ws, z, y: ys, mean, invStd, gamma: gs }, cb !== undefined, opts);
+      }),
     };
   });
   return bias ? f(x, w, gamma, beta, bias) : f(x, w, gamma, beta);

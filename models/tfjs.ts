@@ -19,6 +19,7 @@ import { mix32 } from './init.js';
 import { specParameters, type ModelSpec, type NamedWeights, type SpecNode } from './spec.js';
 import { batchNormTraining, dropBlockMask, dropoutMask, dropBlockKeepRate } from './tfjs-ops.js';
 import { convBnAct, leakyReluForward, leakyReluFused } from './fused.js';
+import { backboneSupported, backboneTrain, type BackboneContext } from './backbone-op.js';
 
 export interface ForwardOutput {
   /** Pooled backbone features [N, featureDim] (what few-shot evaluation uses). */
@@ -59,6 +60,8 @@ export class TfModel {
   private readonly fusedAfterConv = new Map<string, { bn: Extract<SpecNode, { op: 'batchnorm' }>; act: SpecNode | null }>();
   /** Nodes computed as part of a fused group in training mode. */
   private readonly fusedAway = new Set<string>();
+  /** Training mode: the backbone (input -> features) run as one op with its own reverse pass, if supported. */
+  private backbone: BackboneContext | null = null;
   private disposed = false;
 
   constructor(spec: ModelSpec, weights: NamedWeights, opts: TfModelOptions = {}) {
@@ -74,7 +77,33 @@ export class TfModel {
       this.entries.set(p.name, entry);
       if (trainable) this.trainable.push(entry);
     }
-    if (opts.fuse ?? true) this.planFusion();
+    if (opts.fuse ?? true) {
+      this.planFusion();
+      this.planBackbone();
+    }
+  }
+
+  private planBackbone(): void {
+    const { nodes, outputs } = this.spec;
+    const end = nodes.findIndex((n) => n.name === outputs.features);
+    if (end < 0) return;
+    const inside = new Set(nodes.slice(0, end).map((n) => n.name));
+    const after = nodes.slice(end + 1);
+    const leaks = after.some((n) => (n.op === 'add' ? n.inputs : [n.input]).some((i) => inside.has(i)))
+      || [outputs.logits, outputs.rot_logits].some((o) => inside.has(o));
+    const ctx: BackboneContext = {
+      nodes: nodes.slice(0, end + 1), input: this.spec.input, output: outputs.features, fused: this.fusedAfterConv, fusedAway: this.fusedAway,
+      param: (name) => this.param(name),
+      running: (bn) => ({ mean: this.param(`${bn}.running_mean`), variance: this.param(`${bn}.running_var`) }),
+      mask: (node, index, shape) => this.dropMask(node, index, shape),
+    };
+    if (!leaks && backboneSupported(ctx)) this.backbone = ctx;
+  }
+
+  private dropMask(node: Extract<SpecNode, { op: 'dropout' | 'dropblock' }>, index: number, shape: number[]): tf.Tensor | null {
+    if (node.op === 'dropout') return node.rate > 0 ? dropoutMask(shape, node.rate, this.maskSeed(index)) : null;
+    const keep = dropBlockKeepRate(this.dropBlockCalls, node.dropRate, node.scheduleSteps);
+    return dropBlockMask(shape as [number, number, number, number], node.blockSize, keep, this.maskSeed(index));
   }
 
   private planFusion(): void {
@@ -168,7 +197,11 @@ export class TfModel {
       if (!v) throw new Error(`spec node input '${name}' is not computed before use`);
       return v;
     };
+    const backbone = training ? this.backbone : null;
+    if (backbone) values.set(backbone.output, backboneTrain(backbone, x));
     spec.nodes.forEach((node, index) => {
+      if (values.has(node.name)) return;
+      if (backbone && backbone.nodes.includes(node)) return;
       if (training && this.fusedAway.has(node.name)) return;
       const fused = training ? this.fusedAfterConv.get(node.name) : undefined;
       if (node.op === 'conv2d' && fused) {
@@ -237,16 +270,10 @@ export class TfModel {
         return tf.add(get(node.inputs[0]), get(node.inputs[1]));
       case 'maxpool':
         return tf.maxPool(get(node.input) as tf.Tensor4D, node.size, node.stride, 'valid');
-      case 'dropout': {
-        const x = get(node.input);
-        if (!training || node.rate <= 0) return x;
-        return tf.mul(x, dropoutMask(x.shape, node.rate, this.maskSeed(index)));
-      }
+      case 'dropout':
       case 'dropblock': {
-        const x = get(node.input) as tf.Tensor4D;
-        if (!training) return x;
-        const keep = dropBlockKeepRate(this.dropBlockCalls, node.dropRate, node.scheduleSteps);
-        const mask = dropBlockMask(x.shape, node.blockSize, keep, this.maskSeed(index));
+        const x = get(node.input);
+        const mask = training ? this.dropMask(node, index, x.shape) : null;
         return mask ? tf.mul(x, mask) : x;
       }
       case 'globalavgpool':
