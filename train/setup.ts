@@ -1,5 +1,6 @@
 /** Pieces both generations use before their loop: data, the output folder, and picking up a checkpoint. */
-import { access, mkdir, readdir, unlink } from 'node:fs/promises';
+import { readdirSync, unlinkSync } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { datasetNormalization, loadDataset } from '../data/datasets.js';
 import { UserError } from '../data/errors.js';
@@ -42,6 +43,26 @@ export async function fileExists(path: string): Promise<boolean> {
   }
 }
 
+const TEMP_FILE = /^(\.gen\d+\.safetensors\.\d+\.\d+|log\.jsonl\.\d+)\.tmp$/;
+
+/** Removes temporary files that an interrupted checkpoint or log write left in the output folder. */
+export function removeTempFiles(out: string): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(out);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!TEMP_FILE.test(name)) continue;
+    try {
+      unlinkSync(join(out, name));
+    } catch {
+      // already gone
+    }
+  }
+}
+
 /** Creates the output folder and removes temporary files a killed run may have left mid-write. */
 export async function prepareOutDir(out: string): Promise<void> {
   try {
@@ -49,9 +70,7 @@ export async function prepareOutDir(out: string): Promise<void> {
   } catch (err) {
     throw new UserError(`cannot create the output folder ${out}: ${(err as Error).message}`);
   }
-  for (const name of await readdir(out)) {
-    if (/^\.gen\d+\.safetensors\.\d+\.\d+\.tmp$/.test(name) || /^log\.jsonl\.\d+\.tmp$/.test(name)) await unlink(join(out, name)).catch(() => undefined);
-  }
+  removeTempFiles(out);
 }
 
 /** Differences in result-affecting settings between a checkpoint's run and this one, as "key a -> b". */

@@ -8,6 +8,7 @@ import { trainGen0 } from '../../train/gen0.js';
 import { trainGen1 } from '../../train/gen1.js';
 import type { TrainResult } from '../../train/loop.js';
 import { consoleHooks } from '../../train/progress.js';
+import { removeTempFiles } from '../../train/setup.js';
 
 interface TrainArgs {
   recipe?: RecipeName;
@@ -117,11 +118,20 @@ function finish(results: TrainResult[], json: boolean): void {
 async function run(generation: 0 | 1, a: TrainArgs): Promise<void> {
   const options = toOptions(a);
   const hooks = consoleHooks();
+  // Ctrl-C: restore the terminal and say how to continue (checkpoints are atomic, so nothing is half-written).
+  const onInterrupt = (): void => {
+    hooks.close();
+    removeTempFiles(a.out);
+    process.stderr.write(`interrupted: the last completed epoch is saved in ${a.out}; run the same command with --resume to continue\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
   try {
     await selectBackend(a.backend, { threads: a.threads, log: hooks.log });
     if (generation === 0) finish([await trainGen0(options, hooks)], a.json);
     else finish(await trainGen1(options, hooks), a.json);
   } finally {
+    process.off('SIGINT', onInterrupt);
     hooks.close();
   }
 }
