@@ -27,13 +27,13 @@ export type DemoSizeName = 'default' | 'quick' | 'tiny';
 
 export const DEMO_SIZES: Record<DemoSizeName, DemoSize> = {
   default: {
-    name: 'default', model: 'resnet12', widths: [16, 32, 64, 128], imagesPerClass: 120, batchSize: 64,
-    gen0Epochs: 10, gen0Decay: [8], gen1Epochs: 4, gen1Decay: [3], valEvery: 2, valEpisodes: 100,
+    name: 'default', model: 'resnet12', widths: [8, 16, 32, 64], imagesPerClass: 100, batchSize: 64,
+    gen0Epochs: 5, gen0Decay: [4], gen1Epochs: 2, gen1Decay: [], valEvery: 1, valEpisodes: 100,
     episodes: 600, shots: [1, 5], augSupport: 5,
   },
   quick: {
     name: 'quick', model: 'resnet12', widths: [8, 16, 32, 64], imagesPerClass: 60, batchSize: 64,
-    gen0Epochs: 4, gen0Decay: [3], gen1Epochs: 2, gen1Decay: [2], valEvery: 2, valEpisodes: 50,
+    gen0Epochs: 3, gen0Decay: [], gen1Epochs: 1, gen1Decay: [], maxStepsPerEpoch: 30, valEvery: 0, valEpisodes: 50,
     episodes: 200, shots: [1, 5], augSupport: 5,
   },
   tiny: {
