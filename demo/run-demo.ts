@@ -108,16 +108,19 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     }
   }
 
-  const history = [...gen0.history, ...gen1.history];
-  const series = (gen: number, pick: (r: EpochRecord) => number | undefined) => ({
-    label: `Gen-${gen}`, points: history.filter((r) => r.generation === gen).map((r) => ({ x: r.epoch, y: pick(r) ?? null })),
+  // Gen-1 continues after Gen-0 on one epoch axis, so the curves read as one run.
+  const offset = gen0.history.length;
+  const series = (label: string, records: EpochRecord[], shift: number, pick: (r: EpochRecord) => number | undefined) => ({
+    label, points: records.map((r) => ({ x: r.epoch + shift, y: pick(r) ?? null })),
   });
+  const both = (pick: (r: EpochRecord) => number | undefined) => [series('Gen-0', gen0.history, 0, pick), series('Gen-1', gen1.history, offset, pick)];
   const svg = renderCurvesSvg([
-    { title: 'training loss (Gen-0: CE + γ·BCE; Gen-1: KD + γ·L2/3)', series: [series(0, (r) => r.loss), series(1, (r) => r.loss)] },
-    { title: 'training accuracy on unrotated images (%)', series: [series(0, (r) => r.acc), series(1, (r) => r.acc)] },
-    { title: 'val 5-way 1-shot, nearest centroid (%)', series: [series(0, (r) => r.val?.accuracy), series(1, (r) => r.val?.accuracy)] },
-    { title: 'Gen-0 rotation accuracy (%)', series: [series(0, (r) => r.rotAcc)] },
-  ], 'skd demo: training curves on the toy dataset');
+    { title: 'Gen-0 loss: CE + γ·BCE(rotation)', series: [series('total', gen0.history, 0, (r) => r.loss), series('CE', gen0.history, 0, (r) => r.parts.ce), series('BCE', gen0.history, 0, (r) => r.parts.ss)] },
+    { title: 'Gen-1 loss: KD + γ·L2/3', series: [series('total', gen1.history, offset, (r) => r.loss), series('KD', gen1.history, offset, (r) => r.parts.kd)] },
+    { title: 'training accuracy, unrotated images (%)', series: both((r) => r.acc) },
+    { title: 'val 5-way 1-shot, nearest centroid (%); epoch 0 = untrained', series: both((r) => r.val?.accuracy).map((s, i) => (
+      i === 0 && gen0.initialValidation ? { ...s, points: [{ x: 0, y: gen0.initialValidation.accuracy }, ...s.points] } : s)) },
+  ], 'skd demo: training curves on the toy dataset (Gen-1 continues after Gen-0)');
   const artefacts = {
     'gen0.onnx': paths.gen0, 'gen1.onnx': paths.gen1, 'untrained.onnx': paths.untrained,
     'gen0 checkpoint': gen0.checkpoint, 'gen1 checkpoint': gen1.checkpoint, 'training log': join(train, 'log.jsonl'),
