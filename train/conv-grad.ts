@@ -77,6 +77,7 @@ export function conv2dGradients(x: tf.Tensor4D, w: tf.Tensor4D, dy: tf.Tensor4D,
   if (!usesCustomConvGrad()) {
     const attrs = { strides: opts.stride, pad: opts.padding, dataFormat: 'NHWC', dimRoundingMode: undefined };
     const engine = tf.engine();
+    // Kernels run directly record nothing on the tape and allocate only their outputs.
     const dx = engine.runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
     const dw = engine.runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: w.shape } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
     return { dx, dw };
@@ -93,7 +94,8 @@ export function conv2dCustomGrad(x: tf.Tensor4D, w: tf.Tensor4D, opts: ConvOptio
       value: tf.conv2d(x4, w4, opts.stride, opts.padding),
       gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
         const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
-        return [conv2dInputGrad(dy, ws, xs.shape, opts), conv2dFilterGrad(xs, dy, ws.shape[0], opts)];
+        const { dx, dw } = conv2dGradients(xs, ws, dy, opts);
+        return [dx, dw];
       },
     };
   });
