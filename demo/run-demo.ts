@@ -63,7 +63,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const backend = await selectBackend(opts.backend ?? 'auto', { threads: opts.threads, log });
   const common = {
     recipe: 'toy' as const, dataset: 'toy' as const, model: size.model, widths: size.widths, imageSize: 32,
-    imagesPerClass: size.imagesPerClass, batchSize: size.batchSize, seed, out: train, valEvery: size.valEvery,
+    imagesPerClass: size.imagesPerClass, batchSize: size.batchSize, seed, toySeed: seed, out: train, valEvery: size.valEvery,
     valEpisodes: size.valEpisodes, maxStepsPerEpoch: size.maxStepsPerEpoch,
   };
 
