@@ -2,7 +2,8 @@
  * Few-shot evaluation speed: `evaluateFewShot` (the code behind `skd eval`) on a CIFAR-FS-sized test split
  * (20 classes x 600 random images at 32x32) with a full-width ResNet-12 (64-160-320-640, random weights, exported
  * to ONNX), 600 episodes of 5-way 1-shot and 5-shot, 15 queries, 5 support augmentations, logistic-regression head,
- * onnxruntime-node on CPU. SKD_BENCH_EVAL_EPISODES overrides the episode count (for a quick look).
+ * onnxruntime-node on CPU. SKD_BENCH_EVAL_EPISODES overrides the episode count and SKD_BENCH_EVAL_SHOTS the shot
+ * counts (for example "1"), for a quicker look.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -52,7 +53,8 @@ export async function run(): Promise<Record<string, unknown>> {
       episodes, feature_dim: extractor.featureDim, load_average_at_start: loadavg().map((v) => +v.toFixed(2)),
     };
     try {
-      for (const nShots of [1, 5]) {
+      const shots = (process.env.SKD_BENCH_EVAL_SHOTS ?? '1,5').split(',').map(Number);
+      for (const nShots of shots) {
         process.stderr.write(`  5-way ${nShots}-shot, ${episodes} episodes ...\n`);
         const started = performance.now();
         const report = await evaluateFewShot({
