@@ -13,7 +13,8 @@
  * W / C), so with X = L Q (L from a pivoted Cholesky factor of the Gram matrix X X^T, Q with orthonormal rows) and
  * W = V Q the problem is the same logistic regression on the n x r rows of L, with ||W|| = ||V||. Each objective
  * evaluation then costs O(K n^2) instead of O(K n d); W = V Q is formed once at the end. When n >= d the solver
- * works on X directly. X is never copied.
+ * works on X directly. The Gram matrix and the products of each evaluation run in WebAssembly SIMD where available
+ * (simd.ts), which copies the rows into the kernel's memory; nothing else copies X.
  */
 import { minimizeLbfgs } from './lbfgs.js';
 import { SimdSoftmaxProducts, simdGram } from './simd.js';

@@ -1,9 +1,9 @@
 /**
- * The Gram matrix X X^T of float32 rows as a small WebAssembly SIMD kernel (built here from its opcodes, so there
- * is no binary file to ship), used by the logistic-regression head; about 2-4x faster than the scalar loop.
- * Products and short partial sums (32 columns) are float32, the running sums float64, so entries are accurate to
- * about 1e-7 relative. Where WebAssembly SIMD is unavailable `simdGram` returns false and the caller uses its
- * scalar loop. Browser-safe.
+ * WebAssembly SIMD kernels for the logistic-regression head, built here from their opcodes (no binary file to
+ * ship): the Gram matrix X X^T of float32 rows (products and 32-column partial sums in float32, running sums in
+ * float64, entries good to about 1e-8 relative), and the two float64 products of each objective evaluation,
+ * scores F V^T and gradient R^T F. Several times faster than the scalar loops. Where WebAssembly SIMD is
+ * unavailable the functions return false / null and the caller uses its scalar loops. Browser-safe.
  */
 
 // Opcodes used below.
