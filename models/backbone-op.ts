@@ -89,7 +89,10 @@ export function backboneTrain(ctx: BackboneContext, x: tf.Tensor4D): tf.Tensor {
             const output = act?.name ?? bn.name;
             values.set(output, out.y);
             const params = [`${node.name}.weight`, `${bn.name}.weight`, `${bn.name}.bias`, ...(bias ? [`${node.name}.bias`] : [])];
-            records.push({ kind: 'convbn', input: node.input, output, saved: keep(s.x, s.w, s.z, s.y, s.mean, s.invStd, s.gamma), params, hasBias: !!bias, opts });
+            // The output is kept only when the activation's backward needs it; -1 marks "not kept".
+            const kept = keep(s.x, s.w, s.z, s.mean, s.invStd, s.gamma);
+            const yIndex = s.y ? keep(s.y)[0] : -1;
+            records.push({ kind: 'convbn', input: node.input, output, saved: [kept[0], kept[1], kept[2], yIndex, kept[3], kept[4], kept[5]], params, hasBias: !!bias, opts });
           } else {
             let z = tf.conv2d(xin, w, node.stride, node.padding);
             if (bias) z = tf.add(z, bias);
@@ -160,7 +163,7 @@ export function backboneTrain(ctx: BackboneContext, x: tf.Tensor4D): tf.Tensor {
       switch (r.kind) {
         case 'convbn': {
           const [dx, dw, dg, db, dbias] = tf.tidy(() => convBnActBackward(g as tf.Tensor4D, {
-            x: S(0) as tf.Tensor4D, w: S(1) as tf.Tensor4D, z: S(2) as tf.Tensor4D, y: S(3) as tf.Tensor4D, mean: S(4) as tf.Tensor1D, invStd: S(5) as tf.Tensor1D, gamma: S(6) as tf.Tensor1D,
+            x: S(0) as tf.Tensor4D, w: S(1) as tf.Tensor4D, z: S(2) as tf.Tensor4D, y: r.saved[3] < 0 ? null : (S(3) as tf.Tensor4D), mean: S(4) as tf.Tensor1D, invStd: S(5) as tf.Tensor1D, gamma: S(6) as tf.Tensor1D,
           }, r.hasBias, r.opts));
           [dw, dg, db, ...(r.hasBias ? [dbias] : [])].forEach((t, k) => paramGrads.set(r.params[k], t));
           accumulate(r.input, dx);

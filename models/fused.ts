@@ -47,17 +47,17 @@ export function leakyReluFused(x: tf.Tensor4D, alpha: number): tf.Tensor4D {
 }
 
 /**
- * Per-channel sum over N, H, W of an NHWC tensor, as ones[1, NHW] x [NHW, C]: on wasm a reduction over
- * the leading axes transposes first and is about ten times slower than this matrix product.
+ * Per-channel sum over N, H, W of an NHWC tensor. (On wasm a ones-vector matrix product is faster in
+ * isolation, but XNNPACK packs the activation-sized operand, which raised a full ResNet-12 step's peak heap
+ * by a third; the plain reduction is kept.)
  */
 export function channelSum(x: tf.Tensor): tf.Tensor1D {
-  const c = x.shape[x.rank - 1];
-  const rows = x.size / c;
-  return tf.reshape(tf.matMul(tf.ones([1, rows]), tf.reshape(x, [rows, c])), [c]);
+  return tf.sum(x, [0, 1, 2]) as tf.Tensor1D;
 }
 
 /** What convBnActBackward needs from the forward pass. */
-export interface ConvBnSaved { x: tf.Tensor4D; w: tf.Tensor4D; z: tf.Tensor4D; y: tf.Tensor4D; mean: tf.Tensor1D; invStd: tf.Tensor1D; gamma: tf.Tensor1D }
+/** y (the output) is needed only with an activation; without one it is null, so that it need not be kept. */
+export interface ConvBnSaved { x: tf.Tensor4D; w: tf.Tensor4D; z: tf.Tensor4D; y: tf.Tensor4D | null; mean: tf.Tensor1D; invStd: tf.Tensor1D; gamma: tf.Tensor1D }
 
 /**
  * Training-mode conv -> batch-norm (batch statistics, biased variance) -> optional leaky ReLU, updating the
@@ -82,13 +82,13 @@ export function convBnActForward(
     const unbiased = tf.mul(variance, count / Math.max(count - 1, 1));
     running.variance.assign(tf.add(tf.mul(running.variance, 1 - opts.momentum), tf.mul(unbiased, opts.momentum)));
   });
-  return { y, saved: { x, w, z, y, mean, invStd, gamma } };
+  return { y, saved: { x, w, z, y: opts.alpha === null ? null : y, mean, invStd, gamma } };
 }
 
 /** Gradients of convBnActForward for dy: [dx, dw, dgamma, dbeta, dbias?]. Call inside tf.tidy. */
 export function convBnActBackward(dy: tf.Tensor4D, s: ConvBnSaved, hasBias: boolean, opts: ConvBnOptions): tf.Tensor[] {
   const count = s.z.shape[0] * s.z.shape[1] * s.z.shape[2];
-  const dPre = opts.alpha === null ? dy : leakyReluBackward(dy, s.y, opts.alpha);
+  const dPre = opts.alpha === null || s.y === null ? dy : leakyReluBackward(dy, s.y, opts.alpha);
   // Batch-norm backward with xhat = (z - mean) * inv:
   //   dbeta = sum dPre, dgamma = sum dPre * xhat = inv * (sum dPre * z - mean * dbeta)
   //   dz = a * dPre + k1 * z + k0, a = gamma * inv, k1 = -a * inv * dgamma / n, k0 = -a * dbeta / n - k1 * mean
@@ -112,7 +112,7 @@ export function convBnAct(
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const [xi, wi, g, b, cb] = args.slice(0, -1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D | undefined];
     const { y, saved } = convBnActForward(xi, wi, g, b, cb ?? null, running, opts);
-    save([saved.x, saved.w, saved.z, saved.y, saved.mean, saved.invStd, saved.gamma]);
+    save([saved.x, saved.w, saved.z, saved.y ?? y, saved.mean, saved.invStd, saved.gamma]);
     return {
       value: y,
       // Gradient functions run outside any tidy: without one, every temporary lives until the step ends.
