@@ -53,6 +53,11 @@ function gen0Loss(logits: tf.Tensor2D, rotLogits: tf.Tensor2D, labels: tf.Tensor
   return tf.add(ce, tf.mul(bce, gamma));
 }
 
+function wasmHeapMiB(): number | undefined {
+  const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8;
+  return heap ? heap.byteLength / 2 ** 20 : undefined;
+}
+
 function median(v: number[]): number {
   const s = [...v].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -115,6 +120,8 @@ export async function run(): Promise<Record<string, unknown>> {
         images_per_s: +(MODELS[name].images / best).toFixed(1),
         cpu_s_min: +Math.min(...cpu).toFixed(3),
         cpu_s_median: +median(cpu).toFixed(3),
+        // High-water mark of the WebAssembly heap so far in this process (it never shrinks; limit 4 GiB).
+        ...(backend === 'wasm' ? { wasm_heap_mib_so_far: wasmHeapMiB() } : {}),
       };
     }
     results[backend] = { backend: selected.name, description: selected.description, models: perModel };
