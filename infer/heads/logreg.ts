@@ -83,12 +83,16 @@ export class LogisticRegressionHead implements Head {
       const theta = new Float64Array(K * rank + K);
       const result = minimizeLbfgs((t, g) => problem.evaluate(t, g), theta, opts);
       // W = V Q with Q = L1^-1 X_p[0:r]: first A = V L1^-1 (solve A L1 = V), then W = A X_p[0:r].
-      const A = new Float64Array(K * rank);
-      for (let k = 0; k < K; k++) {
-        for (let j = rank - 1; j >= 0; j--) {
-          let s = theta[k * rank + j]!;
-          for (let t = j + 1; t < rank; t++) s -= A[k * rank + t]! * L[t * n + j]!;
-          A[k * rank + j] = s / L[j * n + j]!;
+      // Back substitution by rows of L (contiguous): once A[:, j] is known, remove its share from V[:, t < j].
+      const A = theta.slice(0, K * rank);
+      for (let j = rank - 1; j >= 0; j--) {
+        const jo = j * n;
+        const ljj = L[jo + j]!;
+        for (let k = 0; k < K; k++) {
+          const ko = k * rank;
+          const a = A[ko + j]! / ljj;
+          A[ko + j] = a;
+          for (let t = 0; t < j; t++) A[ko + t] = A[ko + t]! - a * L[jo + t]!;
         }
       }
       addCombinationOfRows(coef, A, K, rank, x, piv, d);
@@ -383,13 +387,20 @@ function pivotedCholesky(G: Float64Array, n: number): { L: Float64Array; piv: In
       }
     }
     const lkk = Math.sqrt(diag[k]!);
-    L[k * n + k] = lkk;
+    const ko = k * n;
+    L[ko + k] = lkk;
     const pk = piv[k]!;
     for (let i = k + 1; i < n; i++) {
-      let s = G[piv[i]! * n + pk]!;
-      for (let t = 0; t < k; t++) s -= L[i * n + t]! * L[k * n + t]!;
-      const lik = s / lkk;
-      L[i * n + k] = lik;
+      const io = i * n;
+      let s0 = G[piv[i]! * n + pk]!, s1 = 0;
+      let t = 0;
+      for (; t + 1 < k; t += 2) {
+        s0 -= L[io + t]! * L[ko + t]!;
+        s1 -= L[io + t + 1]! * L[ko + t + 1]!;
+      }
+      if (t < k) s0 -= L[io + t]! * L[ko + t]!;
+      const lik = (s0 + s1) / lkk;
+      L[io + k] = lik;
       diag[i] = diag[i]! - lik * lik;
     }
     rank = k + 1;
