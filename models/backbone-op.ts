@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { SpecNode } from './spec.js';
-import { conv2dGradients } from '../train/conv-grad.js';
+import { conv2dGradients } from './conv-grad.js';
 import { convBnActBackward, convBnActForward, leakyReluBackward, leakyReluForward, type ConvBnOptions, type RunningStats } from './fused.js';
 
 type Node<K extends SpecNode['op']> = Extract<SpecNode, { op: K }>;

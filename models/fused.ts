@@ -11,7 +11,7 @@
  * The activation is PReLU with a constant slope (LeakyReLU's kernel is several times slower on wasm).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { conv2dGradients } from '../train/conv-grad.js';
+import { conv2dGradients } from './conv-grad.js';
 
 export interface ConvBnOptions {
   stride: number;

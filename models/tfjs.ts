@@ -14,7 +14,7 @@
  * reproduces the masks of an uninterrupted run.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { conv2d } from '../train/conv-grad.js';
+import { conv2d } from './conv-grad.js';
 import { mix32 } from './init.js';
 import { specParameters, type ModelSpec, type NamedWeights, type SpecNode } from './spec.js';
 import { batchNormTraining, dropBlockMask, dropoutMask, dropBlockKeepRate } from './tfjs-ops.js';

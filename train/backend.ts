@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../data/errors.js';
-import { backendHasNativeConvGrad } from './conv-grad.js';
+import { backendHasNativeConvGrad } from '../models/conv-grad.js';
 import { registerGradients } from './gradients.js';
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
