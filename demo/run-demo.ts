@@ -3,8 +3,9 @@
  * Gen-1 distillation, ONNX export of both (verified against TensorFlow.js), and the few-shot protocol on the
  * unseen test classes for an untrained network, Gen-0 and Gen-1 on the same episodes.
  */
-import { mkdir, rm, writeFile, rename } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '../data/atomic-write.js';
 import { loadDataset, datasetNormalization, datasetPadding } from '../data/datasets.js';
 import { exportCheckpoint } from '../export/from-checkpoint.js';
 import { exportOnnx } from '../export/onnx.js';
@@ -34,11 +35,6 @@ export interface DemoOptions {
   log: (line: string) => void;
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
-}
 
 function summarise(generation: 0 | 1, history: EpochRecord[]): TrainSummary {
   const seconds = history.reduce((s, r) => s + r.seconds, 0);
@@ -87,7 +83,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     spec: g0.spec, weights: initWeights(g0.spec, seed), outputs: ['features'], normalization,
     metadata: { dataset: 'toy', trainingConfig: { note: 'untrained: the seeded initialisation of Gen-0' } },
   });
-  await writeFile(paths.untrained, untrainedBytes);
+  writeFileAtomic(paths.untrained, untrainedBytes);
 
   log(`[4/4] few-shot evaluation on the 20 unseen test classes: ${size.episodes} episodes per setting, logistic regression on L2-normalised features`);
   const test = await loadDataset({ dataset: 'toy', split: 'test', imageSize: 32, toy: { seed, imagesPerClass: size.imagesPerClass } });
@@ -132,9 +128,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     training: [summarise(0, gen0.history), summarise(1, gen1.history)],
     exportCheck, evaluation, findings: findingsFor(evaluation), artefacts, totalSeconds: (performance.now() - started) / 1000,
   };
-  await writeAtomic(join(out, 'curves.svg'), svg);
-  await writeAtomic(join(out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
-  await writeAtomic(join(out, 'report.md'), renderMarkdown(report));
+  writeFileAtomic(join(out, 'curves.svg'), svg);
+  writeFileAtomic(join(out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+  writeFileAtomic(join(out, 'report.md'), renderMarkdown(report));
   return report;
 }
 

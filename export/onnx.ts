@@ -2,9 +2,9 @@
  * The exporter's library API: a ModelSpec and its weights (PyTorch layout) -> an ONNX model (opset 17,
  * IR version 8) with batch-norm folded, a dynamic batch axis and self-describing metadata_props.
  */
-import { randomBytes } from 'node:crypto';
-import { accessSync, constants, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { accessSync, constants, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { writeFileAtomic } from '../data/atomic-write.js';
 import { UserError } from '../data/errors.js';
 import type { Normalization } from '../data/types.js';
 import type { ModelSpec, NamedWeights } from '../models/spec.js';
@@ -98,22 +98,7 @@ export function checkWritableTarget(path: string): void {
   }
 }
 
-/** Writes bytes to a temporary name in the target folder, then renames: readers never see a partial file. */
-export function writeFileAtomic(path: string, bytes: Uint8Array): void {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    writeFileSync(temp, bytes);
-    renameSync(temp, path);
-  } catch (err) {
-    rmSync(temp, { force: true });
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? 'its folder does not exist'
-      : e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' ? 'permission denied'
-      : e.code === 'EISDIR' ? 'it is a directory'
-      : e.message;
-    throw new UserError(`cannot write ${path}: ${why}`);
-  }
-}
+export { writeFileAtomic };
 
 /** Exports and writes atomically; returns the bytes written. */
 export function writeOnnxFile(path: string, opts: ExportOptions): Uint8Array {

@@ -3,12 +3,10 @@
  * infer/evaluate.ts). Prints a one-line result; --json prints the JSON report on stdout, --out writes it to a file.
  * Progress goes to stderr: a bar with the running mean ± CI on a terminal, a line per tenth of the episodes otherwise.
  */
-import { randomBytes } from 'node:crypto';
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
 import { DATASET_NAMES, datasetNormalization, datasetPadding, isDatasetName, loadDataset, paddingForSize } from '../../data/datasets.js';
+import { writeFileAtomic } from '../../data/atomic-write.js';
 import { UserError } from '../../data/errors.js';
 import { checkEvalOptions, evaluateFewShot, type EvalReport } from '../../infer/evaluate.js';
 import { HEAD_KINDS, type HeadKind } from '../../infer/heads/index.js';
@@ -143,7 +141,7 @@ async function runEval(raw: EvalArgs): Promise<void> {
     };
     const line = `${nWays}-way ${nShots}-shot: ${report.meanPercent.toFixed(2)} ± ${report.ci95Percent.toFixed(2)} % (${nTestRuns} episodes, ${head})`;
     const json = JSON.stringify(full, null, 2) + '\n';
-    if (args.out) writeTextAtomic(args.out, json);
+    if (args.out) writeFileAtomic(args.out, json);
     if (args.json) {
       process.stderr.write(line + '\n');
       process.stdout.write(json);
@@ -202,15 +200,3 @@ function makeProgress(total: number, images: number) {
   };
 }
 
-/** Writes text to a temporary name beside `path`, then renames it into place. */
-function writeTextAtomic(path: string, text: string): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(`cannot write the report to ${path}${code ? ` (${code})` : ''}`);
-  }
-}
