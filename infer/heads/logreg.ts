@@ -198,22 +198,15 @@ class SoftmaxProblem {
     }
     s.scores();
     for (let k = 0; k < K; k++) grad[bOffset + k] = 0;
-    let f = 0;
     for (let i = 0; i < n; i++) {
       const o = i * Ks;
-      let max = -Infinity;
-      for (let k = 0; k < K; k++) { const v = Z[o + k]! + theta[bOffset + k]!; Z[o + k] = v; if (v > max) max = v; }
-      const y = labels[i]!;
-      const zy = Z[o + y]!;
-      let sum = 0;
-      for (let k = 0; k < K; k++) { const e = Math.exp(Z[o + k]! - max); Z[o + k] = e; sum += e; }
-      f += Math.log(sum) + max - zy;
-      const inv = 1 / sum;
-      for (let k = 0; k < K; k++) {
-        const r = Z[o + k]! * inv - (k === y ? 1 : 0);
-        Z[o + k] = r;
-        grad[bOffset + k] = grad[bOffset + k]! + r;
-      }
+      for (let k = 0; k < K; k++) Z[o + k] = Z[o + k]! + theta[bOffset + k]!;
+    }
+    const f = softmaxResidualsInPlace(Z, n, K, Ks, labels);
+    for (let i = 0; i < n; i++) {
+      const o = i * Ks;
+      for (let k = 0; k < K; k++) grad[bOffset + k] = grad[bOffset + k]! + Z[o + k]!;
+      // The kernel reads whole padded rows: padding must stay zero.
       for (let k = K; k < Ks; k++) Z[o + k] = 0;
     }
     s.gradient();
@@ -261,20 +254,7 @@ class SoftmaxProblem {
       }
     }
 
-    // Loss and residuals r = softmax(z) - onehot(y), in place.
-    let f = 0;
-    for (let i = 0; i < n; i++) {
-      const o = i * K;
-      let max = -Infinity;
-      for (let k = 0; k < K; k++) max = Math.max(max, z[o + k]!);
-      const y = labels[i]!;
-      const zy = z[o + y]!;
-      let sum = 0;
-      for (let k = 0; k < K; k++) { const e = Math.exp(z[o + k]! - max); z[o + k] = e; sum += e; }
-      f += Math.log(sum) + max - zy;
-      const inv = 1 / sum;
-      for (let k = 0; k < K; k++) z[o + k] = z[o + k]! * inv - (k === y ? 1 : 0);
-    }
+    const f = softmaxResidualsInPlace(z, n, K, K, labels);
 
     // Gradient: V part R^T F + V / C, intercept part sum of residuals.
     grad.fill(0);
@@ -406,4 +386,25 @@ function pivotedCholesky(G: Float64Array, n: number): { L: Float64Array; piv: In
     rank = k + 1;
   }
   return { L, piv, rank };
+}
+
+/**
+ * Softmax cross-entropy of n rows of K scores (rows `stride` apart): returns sum_i -log softmax(z_i)[y_i] and
+ * replaces each row's scores by its residuals softmax(z_i) - onehot(y_i), the gradient with respect to them.
+ */
+function softmaxResidualsInPlace(z: Float64Array, n: number, K: number, stride: number, labels: Int32Array): number {
+  let f = 0;
+  for (let i = 0; i < n; i++) {
+    const o = i * stride;
+    let max = -Infinity;
+    for (let k = 0; k < K; k++) max = Math.max(max, z[o + k]!);
+    const y = labels[i]!;
+    const zy = z[o + y]!;
+    let sum = 0;
+    for (let k = 0; k < K; k++) { const e = Math.exp(z[o + k]! - max); z[o + k] = e; sum += e; }
+    f += Math.log(sum) + max - zy;
+    const inv = 1 / sum;
+    for (let k = 0; k < K; k++) z[o + k] = z[o + k]! * inv - (k === y ? 1 : 0);
+  }
+  return f;
 }
