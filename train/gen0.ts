@@ -75,11 +75,7 @@ export async function trainGen0(options: TrainOptions & RunOptions, hooks: Train
   model.dropBlockCalls = ckpt?.dropBlockCalls ?? 0;
   const sgd = new Sgd(model.trainableVariables(), { momentum: config.momentum, weightDecay: config.weightDecay });
   try {
-    if (ckpt?.optimizer) {
-      const buffers = model.fromNamedWeights(ckpt.optimizer.momentum);
-      sgd.setMomentumBuffers(buffers);
-      tf.dispose(buffers);
-    }
+    if (ckpt?.optimizer) sgd.restoreMomentum(model, ckpt.optimizer.momentum);
     const args = {
       generation: 0, config, model, sgd, train: data.train, val: data.val, normalization: data.normalization,
       checkpointPath, state: start.state, step: gen0Step(model, sgd, config.gamma), hooks,

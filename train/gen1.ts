@@ -110,11 +110,7 @@ export async function trainGen1(options: TrainOptions & RunOptions, hooks: Train
     student.dropBlockCalls = ckpt?.dropBlockCalls ?? 0;
     const sgd = new Sgd(student.trainableVariables(), { momentum: config.momentum, weightDecay: config.weightDecay });
     try {
-      if (ckpt?.optimizer) {
-        const buffers = student.fromNamedWeights(ckpt.optimizer.momentum);
-        sgd.setMomentumBuffers(buffers);
-        tf.dispose(buffers);
-      }
+      if (ckpt?.optimizer) sgd.restoreMomentum(student, ckpt.optimizer.momentum);
       const args = {
         generation, config, model: student, sgd, train: data.train, val: data.val, normalization: data.normalization,
         checkpointPath, state: start.state, step: gen1Step(teacher, student, sgd, config.kdT, config.gamma), hooks,

@@ -5,6 +5,8 @@
  * the reference passes model.parameters() to SGD. Parameters without a gradient are left alone, as in PyTorch.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { NamedWeights } from '../models/spec.js';
+import type { TfModel } from '../models/tfjs.js';
 
 export interface SgdOptions {
   momentum: number;
@@ -47,6 +49,16 @@ export class Sgd {
   setMomentumBuffers(tensors: tf.Tensor[]): void {
     if (tensors.length !== this.buffers.length) throw new Error(`expected ${this.buffers.length} momentum buffers, got ${tensors.length}`);
     tensors.forEach((t, i) => this.buffers[i].assign(t));
+  }
+
+  /** Restores momentum buffers saved in a checkpoint (PyTorch layout) for the model whose variables these are. */
+  restoreMomentum(model: Pick<TfModel, 'fromNamedWeights'>, momentum: NamedWeights): void {
+    const buffers = model.fromNamedWeights(momentum);
+    try {
+      this.setMomentumBuffers(buffers);
+    } finally {
+      tf.dispose(buffers);
+    }
   }
 
   dispose(): void {
