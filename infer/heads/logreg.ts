@@ -8,16 +8,20 @@
  * with L-BFGS and a strong-Wolfe line search, to a tight gradient tolerance. With two classes both rows of W are
  * kept (the full multinomial form; scikit-learn reports w1 alone, w0 = -w1 at the optimum).
  *
- * Speed: an episode has fewer support rows n than feature dimensions d (125 x 640 for 5-way 5-shot with 5
- * augmentations). The optimum's W lies in the span of the rows (the gradient in W is a combination of rows plus
- * W / C), so with X = L Q (L from a pivoted Cholesky factor of the Gram matrix X X^T, Q with orthonormal rows) and
- * W = V Q the problem is the same logistic regression on the n x r rows of L, with ||W|| = ||V||. Each objective
- * evaluation then costs O(K n^2) instead of O(K n d); W = V Q is formed once at the end. When n >= d the solver
- * works on X directly. The Gram matrix and the products of each evaluation run in WebAssembly SIMD where available
- * (simd.ts), which copies the rows into the kernel's memory; nothing else copies X.
+ * Speed: the rows are centred first (exact: W x + b = W (x - m) + (b + W m) and b is free), which removes the
+ * direction that non-negative features share and the coupling it makes between W and b (about a third fewer
+ * iterations). An episode has fewer support rows n than feature dimensions d (125 x 640 for 5-way 5-shot with 5
+ * augmentations). The optimum's W lies in the span of the centred rows Xc (the gradient in W is a combination of
+ * them plus W / C), so with Xc = L Q (L from a pivoted Cholesky factor of the Gram matrix Xc Xc^T, obtained from
+ * X X^T; Q with orthonormal rows) and W = V Q the problem is the same logistic regression on the n x r rows of L,
+ * with ||W|| = ||V||. Each objective evaluation then costs O(K n^2) instead of O(K n d); W is formed once at the
+ * end. When n >= d the solver works on a centred copy of X. The Gram matrix, the Cholesky column steps, the
+ * products of each evaluation and the final W run in WebAssembly SIMD where available (simd.ts), which copies the
+ * rows into the kernel's memory.
  */
 import { minimizeLbfgs } from './lbfgs.js';
-import { SimdSoftmaxProducts, simdGram } from './simd.js';
+import { pivotedCholesky } from './cholesky.js';
+import { SimdSoftmaxProducts, simdCombineRows, simdGram } from './simd.js';
 import { argmaxRows, checkFitArguments, checkPredictArguments, softmaxRows, stateArray, type Head, type HeadState } from './types.js';
 
 export interface LogisticRegressionOptions {
@@ -37,7 +41,7 @@ export interface FitInfo {
   evaluations: number;
   gradientNorm: number;
   stop: string;
-  /** Rank of the support rows used by the solver (d when it worked on X directly). */
+  /** Rank of the centred support rows used by the solver (d when it worked on the rows directly). */
   rank: number;
 }
 
@@ -76,17 +80,21 @@ export class LogisticRegressionHead implements Head {
     const coef = new Float64Array(K * d);
     const intercept = new Float64Array(K);
     if (n < d) {
-      const { L, piv, rank } = pivotedCholesky(gram(x, n, d, this.simd), n);
+      // Centring the rows is exact (W x + b = W (x - m) + (b + W m), and b is free) and removes the direction that
+      // non-negative features share, which couples W with b: about a third fewer iterations.
+      const G = gram(x, n, d, this.simd);
+      const rowMean = centerGram(G, n);
+      const { L, stride, piv, rank } = pivotedCholesky(G, n, this.simd);
       const rowLabels = new Int32Array(n);
       for (let i = 0; i < n; i++) rowLabels[i] = labels[piv[i]!]!;
-      const problem = new SoftmaxProblem(L, n, n, rank, true, rowLabels, K, invC, this.simd);
+      const problem = new SoftmaxProblem(L, n, stride, rank, true, rowLabels, K, invC, this.simd);
       const theta = new Float64Array(K * rank + K);
       const result = minimizeLbfgs((t, g) => problem.evaluate(t, g), theta, opts);
-      // W = V Q with Q = L1^-1 X_p[0:r]: first A = V L1^-1 (solve A L1 = V), then W = A X_p[0:r].
+      // W = V Q with Q = L1^-1 Xc_p[0:r]: first A = V L1^-1 (solve A L1 = V), then W = A Xc_p[0:r].
       // Back substitution by rows of L (contiguous): once A[:, j] is known, remove its share from V[:, t < j].
       const A = theta.slice(0, K * rank);
       for (let j = rank - 1; j >= 0; j--) {
-        const jo = j * n;
+        const jo = j * stride;
         const ljj = L[jo + j]!;
         for (let k = 0; k < K; k++) {
           const ko = k * rank;
@@ -95,16 +103,35 @@ export class LogisticRegressionHead implements Head {
           for (let t = 0; t < j; t++) A[ko + t] = A[ko + t]! - a * L[jo + t]!;
         }
       }
-      addCombinationOfRows(coef, A, K, rank, x, piv, d);
-      for (let k = 0; k < K; k++) intercept[k] = theta[K * rank + k]!;
+      // Over the rows as given: Xc = X - 1 m^T, so W = A' X with A'[k, i] = A[k, j where piv[j] = i] - (sum_j A[k, j]) / n,
+      // and b = b' - W m, where W m = A' (X m) = A' (row means of the uncentred Gram matrix).
+      const weights = new Float64Array(K * n);
+      for (let k = 0; k < K; k++) {
+        let sum = 0;
+        for (let j = 0; j < rank; j++) { const a = A[k * rank + j]!; weights[k * n + piv[j]!] = a; sum += a; }
+        const shift = sum / n;
+        let wm = 0;
+        for (let i = 0; i < n; i++) { const a = weights[k * n + i]! - shift; weights[k * n + i] = a; wm += a * rowMean[i]!; }
+        intercept[k] = theta[K * rank + k]! - wm;
+      }
+      combineRows(coef, weights, K, x, n, d, this.simd);
       this.objectiveValue = result.f;
       this.fitInfo = { iterations: result.iterations, evaluations: result.evaluations, gradientNorm: result.gradientNorm, stop: result.stop, rank };
     } else {
-      const problem = new SoftmaxProblem(x, n, d, d, false, labels, K, invC, this.simd);
+      const mean = new Float64Array(d);
+      for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) mean[c] = mean[c]! + x[i * d + c]!;
+      for (let c = 0; c < d; c++) mean[c] = mean[c]! / n;
+      const centred = new Float64Array(n * d);
+      for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) centred[i * d + c] = x[i * d + c]! - mean[c]!;
+      const problem = new SoftmaxProblem(centred, n, d, d, false, labels, K, invC, this.simd);
       const theta = new Float64Array(K * d + K);
       const result = minimizeLbfgs((t, g) => problem.evaluate(t, g), theta, opts);
       coef.set(theta.subarray(0, K * d));
-      intercept.set(theta.subarray(K * d));
+      for (let k = 0; k < K; k++) {
+        let wm = 0;
+        for (let c = 0; c < d; c++) wm += coef[k * d + c]! * mean[c]!;
+        intercept[k] = theta[K * d + k]! - wm;
+      }
       this.objectiveValue = result.f;
       this.fitInfo = { iterations: result.iterations, evaluations: result.evaluations, gradientNorm: result.gradientNorm, stop: result.stop, rank: d };
     }
@@ -321,71 +348,47 @@ export function gram(x: Float32Array, n: number, d: number, useSimd = true): Flo
 }
 
 /**
- * coef (K x d) += A (K x r) times the rows piv[0..r-1] of x, four rows at a time so that each coef entry is loaded
- * and stored once per four multiply-adds.
+ * G := (I - 11^T/n) G (I - 11^T/n), the Gram matrix of the centred rows. Returns the row means of G as given
+ * (x_i . m, with m the mean row).
  */
-function addCombinationOfRows(coef: Float64Array, A: Float64Array, K: number, r: number, x: Float32Array, piv: Int32Array, d: number): void {
+function centerGram(G: Float64Array, n: number): Float64Array {
+  const rowMean = new Float64Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    const o = i * n;
+    for (let j = 0; j < n; j++) s += G[o + j]!;
+    rowMean[i] = s / n;
+    total += s;
+  }
+  const grand = total / (n * n);
+  for (let i = 0; i < n; i++) {
+    const o = i * n, ri = rowMean[i]! - grand;
+    for (let j = 0; j < n; j++) G[o + j] = G[o + j]! - ri - rowMean[j]!;
+  }
+  return rowMean;
+}
+
+/**
+ * coef (K x d) = A (K x n) times the rows of x: the WebAssembly SIMD kernel where available, else four rows at a
+ * time so that each coef entry is loaded and stored once per four multiply-adds.
+ */
+function combineRows(coef: Float64Array, A: Float64Array, K: number, x: Float32Array, n: number, d: number, useSimd: boolean): void {
+  if (useSimd && simdCombineRows(coef, A, K, x, n, d)) return;
+  coef.fill(0);
   for (let k = 0; k < K; k++) {
     const w = k * d;
-    for (let j = 0; j < r; j += 4) {
+    for (let j = 0; j < n; j += 4) {
       // Past the last row, repeat it with a zero coefficient.
-      const j1 = Math.min(j + 1, r - 1), j2 = Math.min(j + 2, r - 1), j3 = Math.min(j + 3, r - 1);
-      const a0 = A[k * r + j]!;
-      const a1 = j + 1 < r ? A[k * r + j1]! : 0, a2 = j + 2 < r ? A[k * r + j2]! : 0, a3 = j + 3 < r ? A[k * r + j3]! : 0;
-      const x0 = piv[j]! * d, x1 = piv[j1]! * d, x2 = piv[j2]! * d, x3 = piv[j3]! * d;
+      const j1 = Math.min(j + 1, n - 1), j2 = Math.min(j + 2, n - 1), j3 = Math.min(j + 3, n - 1);
+      const a0 = A[k * n + j]!;
+      const a1 = j + 1 < n ? A[k * n + j1]! : 0, a2 = j + 2 < n ? A[k * n + j2]! : 0, a3 = j + 3 < n ? A[k * n + j3]! : 0;
+      const x0 = j * d, x1 = j1 * d, x2 = j2 * d, x3 = j3 * d;
       for (let c = 0; c < d; c++) {
         coef[w + c] = coef[w + c]! + a0 * x[x0 + c]! + a1 * x[x1 + c]! + a2 * x[x2 + c]! + a3 * x[x3 + c]!;
       }
     }
   }
-}
-
-/**
- * Pivoted Cholesky of a symmetric positive semi-definite n x n matrix: G[piv[i], piv[j]] = sum_t L[i,t] L[j,t]
- * with L (n x n storage, lower triangular, first `rank` columns used). Stops when the largest remaining pivot falls
- * below 1e-12 of the largest diagonal entry (directions that small carry no weight in the fit).
- */
-function pivotedCholesky(G: Float64Array, n: number): { L: Float64Array; piv: Int32Array; rank: number } {
-  const L = new Float64Array(n * n);
-  const piv = new Int32Array(n);
-  const diag = new Float64Array(n);
-  let maxDiag = 0;
-  for (let i = 0; i < n; i++) { piv[i] = i; diag[i] = G[i * n + i]!; maxDiag = Math.max(maxDiag, diag[i]!); }
-  const threshold = 1e-12 * maxDiag;
-  let rank = 0;
-  for (let k = 0; k < n; k++) {
-    let best = k;
-    for (let j = k + 1; j < n; j++) if (diag[j]! > diag[best]!) best = j;
-    if (!(diag[best]! > threshold)) break;
-    if (best !== k) {
-      [piv[k], piv[best]] = [piv[best]!, piv[k]!];
-      [diag[k], diag[best]] = [diag[best]!, diag[k]!];
-      for (let t = 0; t < k; t++) {
-        const tmp = L[k * n + t]!;
-        L[k * n + t] = L[best * n + t]!;
-        L[best * n + t] = tmp;
-      }
-    }
-    const lkk = Math.sqrt(diag[k]!);
-    const ko = k * n;
-    L[ko + k] = lkk;
-    const pk = piv[k]!;
-    for (let i = k + 1; i < n; i++) {
-      const io = i * n;
-      let s0 = G[piv[i]! * n + pk]!, s1 = 0;
-      let t = 0;
-      for (; t + 1 < k; t += 2) {
-        s0 -= L[io + t]! * L[ko + t]!;
-        s1 -= L[io + t + 1]! * L[ko + t + 1]!;
-      }
-      if (t < k) s0 -= L[io + t]! * L[ko + t]!;
-      const lik = (s0 + s1) / lkk;
-      L[io + k] = lik;
-      diag[i] = diag[i]! - lik * lik;
-    }
-    rank = k + 1;
-  }
-  return { L, piv, rank };
 }
 
 /**
