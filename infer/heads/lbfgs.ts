@@ -3,6 +3,7 @@
  * 3.5 and 3.6, with safeguarded cubic interpolation). Plain TypeScript over Float64Array, browser-safe.
  * All work arrays are allocated once per call; the iteration allocates nothing.
  */
+import { SimdLbfgsVectors } from './simd.js';
 
 /** Writes the gradient at `x` into `grad` and returns the objective value. */
 export type ObjectiveWithGradient = (x: Float64Array, grad: Float64Array) => number;
@@ -16,6 +17,8 @@ export interface LbfgsOptions {
   functionTol?: number;
   /** Number of correction pairs kept. Default 10 (as scipy). */
   memory?: number;
+  /** Keep the pairs in WebAssembly memory and sweep them with SIMD where available. Default true. */
+  simd?: boolean;
 }
 
 export interface LbfgsResult {
@@ -37,12 +40,14 @@ export function minimizeLbfgs(fg: ObjectiveWithGradient, x: Float64Array, opts: 
   const dim = x.length;
   const m = opts.memory ?? 10;
   const functionTol = opts.functionTol ?? 64 * Number.EPSILON;
-  const S = new Float64Array(m * dim);
-  const Y = new Float64Array(m * dim);
+  const simd = opts.simd === false ? null : SimdLbfgsVectors.create(dim, m);
+  const Sv = simd ? simd.S : Array.from({ length: m }, () => new Float64Array(dim));
+  const Yv = simd ? simd.Y : Array.from({ length: m }, () => new Float64Array(dim));
+  const dir = simd ? simd.dir : new Float64Array(dim);
   const rho = new Float64Array(m);
+  const yy = new Float64Array(m);
   const alphas = new Float64Array(m);
   const g = new Float64Array(dim);
-  const dir = new Float64Array(dim);
   const xt = new Float64Array(dim);
   const gt = new Float64Array(dim);
   let stored = 0;
@@ -57,24 +62,9 @@ export function minimizeLbfgs(fg: ObjectiveWithGradient, x: Float64Array, opts: 
   while (iter < opts.maxIter) {
     if (gNorm <= opts.gradientTol * Math.max(1, Math.abs(f))) { stop = 'gradient'; break; }
 
-    // Two-loop recursion: dir = -H g.
-    for (let j = 0; j < dim; j++) dir[j] = -g[j]!;
-    for (let t = 0; t < stored; t++) {
-      const slot = (head - 1 - t + m) % m;
-      const a = rho[slot]! * dotAt(S, slot * dim, dir, dim);
-      alphas[slot] = a;
-      axpyAt(-a, Y, slot * dim, dir, dim);
-    }
-    if (stored > 0) {
-      const last = (head - 1 + m) % m;
-      const gamma = 1 / (rho[last]! * dotAt(Y, last * dim, Y, dim, last * dim));
-      for (let j = 0; j < dim; j++) dir[j] = dir[j]! * gamma;
-    }
-    for (let t = stored - 1; t >= 0; t--) {
-      const slot = (head - 1 - t + m) % m;
-      const b = rho[slot]! * dotAt(Y, slot * dim, dir, dim);
-      axpyAt(alphas[slot]! - b, S, slot * dim, dir, dim);
-    }
+    const pairs: Pairs = { S: Sv, Y: Yv, rho, yy, alphas, stored, head, m };
+    if (simd) twoLoopSimd(g, dir, pairs, simd);
+    else twoLoop(g, dir, pairs);
 
     let slope = dot(g, dir);
     if (!(slope < 0)) {
@@ -90,17 +80,19 @@ export function minimizeLbfgs(fg: ObjectiveWithGradient, x: Float64Array, opts: 
     iter++;
 
     // New correction pair s = xt - x, y = gt - g, stored in the ring buffer.
-    const so = head * dim;
-    let sy = 0;
+    const Sh = Sv[head]!, Yh = Yv[head]!;
+    let sy = 0, yy2 = 0;
     for (let j = 0; j < dim; j++) {
       const s = xt[j]! - x[j]!;
       const y = gt[j]! - g[j]!;
-      S[so + j] = s;
-      Y[so + j] = y;
+      Sh[j] = s;
+      Yh[j] = y;
       sy += s * y;
+      yy2 += y * y;
     }
     if (sy > 0) {
       rho[head] = 1 / sy;
+      yy[head] = yy2;
       head = (head + 1) % m;
       stored = Math.min(stored + 1, m);
     }
@@ -115,6 +107,75 @@ export function minimizeLbfgs(fg: ObjectiveWithGradient, x: Float64Array, opts: 
     }
   }
   return { f, iterations: iter, evaluations, gradientNorm: gNorm, stop };
+}
+
+/** The stored correction pairs: ring buffers of m slots, the newest in slot head - 1. */
+interface Pairs {
+  S: Float64Array[]; Y: Float64Array[];
+  /** 1 / s.y and y.y of each pair. */
+  rho: Float64Array; yy: Float64Array;
+  alphas: Float64Array;
+  stored: number; head: number; m: number;
+}
+
+const slotOf = (p: Pairs, t: number) => (p.head - 1 - t + p.m) % p.m; // t = 0: newest
+
+/**
+ * The two-loop recursion, dir = -H g with H the L-BFGS inverse-Hessian approximation (initial H gamma I, gamma =
+ * s.y / y.y of the newest pair). Each update of dir is fused with the dot product the next step needs, so dir
+ * is swept once per pair and loop.
+ */
+function twoLoop(g: Float64Array, dir: Float64Array, p: Pairs): void {
+  const dim = g.length;
+  const { S, Y, rho, alphas, stored } = p;
+  let next = 0;
+  if (stored === 0) { for (let j = 0; j < dim; j++) dir[j] = -g[j]!; return; }
+  const S0 = S[slotOf(p, 0)]!;
+  for (let j = 0; j < dim; j++) { const v = -g[j]!; dir[j] = v; next += S0[j]! * v; }
+  // Newest to oldest: a_t = rho_t s_t.dir; dir -= a_t y_t (with s_{t+1}.dir summed in the same sweep).
+  for (let t = 0; t < stored; t++) {
+    const slot = slotOf(p, t);
+    const a = rho[slot]! * next;
+    alphas[slot] = a;
+    const Yt = Y[slot]!;
+    const Sn = S[slotOf(p, Math.min(t + 1, stored - 1))]!;
+    next = 0;
+    for (let j = 0; j < dim; j++) { const v = dir[j]! - a * Yt[j]!; dir[j] = v; next += Sn[j]! * v; }
+  }
+  const newest = slotOf(p, 0);
+  const gamma = 1 / (rho[newest]! * p.yy[newest]!);
+  const Yo = Y[slotOf(p, stored - 1)]!;
+  next = 0;
+  for (let j = 0; j < dim; j++) { const v = dir[j]! * gamma; dir[j] = v; next += Yo[j]! * v; }
+  // Oldest to newest: b = rho_t y_t.dir; dir += (a_t - b) s_t (with y_{t-1}.dir summed in the same sweep).
+  for (let t = stored - 1; t >= 0; t--) {
+    const slot = slotOf(p, t);
+    const c = alphas[slot]! - rho[slot]! * next;
+    const St = S[slot]!;
+    const Yp = Y[slotOf(p, Math.max(t - 1, 0))]!;
+    next = 0;
+    for (let j = 0; j < dim; j++) { const v = dir[j]! + c * St[j]!; dir[j] = v; next += Yp[j]! * v; }
+  }
+}
+
+/** The same recursion with each fused sweep in WebAssembly SIMD. */
+function twoLoopSimd(g: Float64Array, dir: Float64Array, p: Pairs, simd: SimdLbfgsVectors): void {
+  const { S, Y, rho, alphas, stored } = p;
+  for (let j = 0; j < g.length; j++) dir[j] = -g[j]!;
+  if (stored === 0) return;
+  let next = simd.axpyDot(0, dir, S[slotOf(p, 0)]!);
+  for (let t = 0; t < stored; t++) {
+    const slot = slotOf(p, t);
+    const a = rho[slot]! * next;
+    alphas[slot] = a;
+    next = simd.axpyDot(-a, Y[slot]!, S[slotOf(p, Math.min(t + 1, stored - 1))]!);
+  }
+  const newest = slotOf(p, 0);
+  next = simd.axpyDot(1 / (rho[newest]! * p.yy[newest]!) - 1, dir, Y[slotOf(p, stored - 1)]!);
+  for (let t = stored - 1; t >= 0; t--) {
+    const slot = slotOf(p, t);
+    next = simd.axpyDot(alphas[slot]! - rho[slot]! * next, S[slot]!, Y[slotOf(p, Math.max(t - 1, 0))]!);
+  }
 }
 
 interface LineSearchResult { ok: boolean; f: number; evaluations: number }
@@ -190,16 +251,6 @@ function dot(a: Float64Array, b: Float64Array): number {
   let s = 0;
   for (let j = 0; j < a.length; j++) s += a[j]! * b[j]!;
   return s;
-}
-
-function dotAt(a: Float64Array, offset: number, b: Float64Array, n: number, bOffset = 0): number {
-  let s = 0;
-  for (let j = 0; j < n; j++) s += a[offset + j]! * b[bOffset + j]!;
-  return s;
-}
-
-function axpyAt(alpha: number, a: Float64Array, offset: number, y: Float64Array, n: number): void {
-  for (let j = 0; j < n; j++) y[j] = y[j]! + alpha * a[offset + j]!;
 }
 
 function maxAbs(a: Float64Array): number {

@@ -76,7 +76,7 @@ export class LogisticRegressionHead implements Head {
     checkFitArguments(x, n, d, labels, numClasses);
     const K = numClasses;
     const invC = 1 / this.C;
-    const opts = { maxIter: this.maxIter, gradientTol: this.tol };
+    const opts = { maxIter: this.maxIter, gradientTol: this.tol, simd: this.simd };
     const coef = new Float64Array(K * d);
     const intercept = new Float64Array(K);
     if (n < d) {

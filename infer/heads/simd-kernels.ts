@@ -6,7 +6,8 @@
  *   good to about 1e-8 relative);
  * - scores / gradient: the two float64 products of each objective evaluation, F V^T and R^T F;
  * - colDots: the dot products of one Cholesky column step (float64);
- * - combine: W = A X, float64 coefficients times float32 rows, float64 sums.
+ * - combine: W = A X, float64 coefficients times float32 rows, float64 sums;
+ * - axpyDot: the fused sweep of the L-BFGS two-loop recursion (float64).
  */
 import {
   BLOCK, BR, BR_IF, END, F32X4_ADD, F32X4_MUL, F64, F64_ADD, F64_LOAD, F64_STORE, F64X2_ADD, F64X2_MUL,
@@ -281,7 +282,35 @@ function combineFunction(): number[] {
   ]);
 }
 
-/** The module: exports gram, scores, gradient, colDots, combine and its memory. */
+/**
+ * axpyDot(D, P, Q, lenBytes, c) -> f64: D += c P, then returns Q . D (float64 vectors; lenBytes a multiple of 32).
+ */
+function axpyDotFunction(): number[] {
+  const [D, P, Q, len, c, j] = [0, 1, 2, 3, 4, 5];
+  const [cv, acc0, acc1, v] = [6, 7, 8, 9];
+  const step = (acc: number, offset: number) => [
+    ...get(D), ...get(j), I32_ADD, SIMD, 0x00, 4, offset,
+    ...get(cv), ...get(P), ...get(j), I32_ADD, SIMD, 0x00, 4, offset, ...F64X2_MUL, ...F64X2_ADD, ...set(v),
+    ...get(D), ...get(j), I32_ADD, ...get(v), SIMD, 0x0b, 4, offset,
+    ...get(acc), ...get(Q), ...get(j), I32_ADD, SIMD, 0x00, 4, offset, ...get(v), ...F64X2_MUL, ...F64X2_ADD, ...set(acc),
+  ];
+  return functionBody(1, 4, [
+    ...get(c), ...F64X2_SPLAT, ...set(cv),
+    ...V128_ZERO, ...set(acc0), ...V128_ZERO, ...set(acc1),
+    ...konst(0), ...set(j),
+    BLOCK, VOID, LOOP, VOID,
+    ...get(j), ...get(len), I32_GE_U, BR_IF, 1,
+    ...step(acc0, 0), ...step(acc1, 16),
+    ...get(j), ...konst(32), I32_ADD, ...set(j),
+    BR, 0,
+    END, END,
+    ...get(acc0), ...get(acc1), ...F64X2_ADD, ...set(acc0),
+    ...get(acc0), ...lane(0), ...get(acc0), ...lane(1), F64_ADD,
+    END,
+  ]);
+}
+
+/** The module: exports gram, scores, gradient, colDots, combine, axpyDot and its memory. */
 export function buildModule(): Uint8Array {
   const i32s = (count: number) => Array.from({ length: count }, () => [I32]);
   const bytes = [
@@ -290,14 +319,15 @@ export function buildModule(): Uint8Array {
       [0x60, ...vec(i32s(4)), ...vec([])],
       [0x60, ...vec(i32s(7)), ...vec([])],
       [0x60, ...vec(i32s(6)), ...vec([])],
+      [0x60, ...vec([...i32s(4), [F64]]), ...vec([[F64]])],
     ])),
-    ...section(3, vec([[0], [1], [1], [1], [2]])),
+    ...section(3, vec([[0], [1], [1], [1], [2], [3]])),
     ...section(5, vec([[0x00, ...uleb(16)]])),
     ...section(7, vec([
       [...str('gram'), 0x00, 0], [...str('scores'), 0x00, 1], [...str('gradient'), 0x00, 2],
-      [...str('colDots'), 0x00, 3], [...str('combine'), 0x00, 4], [...str('memory'), 0x02, 0],
+      [...str('colDots'), 0x00, 3], [...str('combine'), 0x00, 4], [...str('axpyDot'), 0x00, 5], [...str('memory'), 0x02, 0],
     ])),
-    ...section(10, vec([gramFunction(), scoresFunction(), gradientFunction(), colDotsFunction(), combineFunction()])),
+    ...section(10, vec([gramFunction(), scoresFunction(), gradientFunction(), colDotsFunction(), combineFunction(), axpyDotFunction()])),
   ];
   return Uint8Array.from(bytes);
 }

@@ -12,21 +12,28 @@ interface GramKernel {
   gradient: Kernel7;
   colDots: Kernel7;
   combine: (x: number, n4: number, xRowBytes: number, A: number, K: number, W: number) => void;
+  axpyDot: (D: number, P: number, Q: number, lenBytes: number, c: number) => number;
   memory: WebAssembly.Memory;
 }
+let compiled: WebAssembly.Module | null | undefined;
 let kernel: GramKernel | null | undefined;
+/** A second instance, with a memory of its own, for the L-BFGS vectors that live across objective evaluations. */
+let lbfgsKernel: GramKernel | null | undefined;
+
+function instantiate(): GramKernel | null {
+  if (compiled === undefined) {
+    compiled = null;
+    try {
+      if (typeof WebAssembly === 'object') compiled = new WebAssembly.Module(buildModule() as BufferSource);
+    } catch {
+      compiled = null; // no SIMD support: callers fall back to scalar code
+    }
+  }
+  return compiled ? new WebAssembly.Instance(compiled, {}).exports as unknown as GramKernel : null;
+}
 
 function loadKernel(): GramKernel | null {
-  if (kernel !== undefined) return kernel;
-  kernel = null;
-  try {
-    if (typeof WebAssembly === 'object') {
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(buildModule() as BufferSource), {});
-      kernel = instance.exports as unknown as GramKernel;
-    }
-  } catch {
-    kernel = null; // no SIMD support: callers fall back to scalar code
-  }
+  if (kernel === undefined) kernel = instantiate();
   return kernel;
 }
 
@@ -171,4 +178,33 @@ export function simdCombineRows(coef: Float64Array, A: Float64Array, K: number, 
   const wm = new Float64Array(buf, wOffset, K * d4);
   for (let c = 0; c < K; c++) coef.set(wm.subarray(c * d4, c * d4 + d), c * d);
   return true;
+}
+
+/**
+ * The L-BFGS correction pairs and search direction in kernel memory (vectors padded to a multiple of 4 with zeros
+ * that stay zero), and the fused two-loop sweep over them. One set at a time: creating another reuses the memory.
+ */
+export class SimdLbfgsVectors {
+  private constructor(
+    private readonly k: GramKernel, private readonly lenBytes: number,
+    readonly S: Float64Array[], readonly Y: Float64Array[], readonly dir: Float64Array,
+  ) {}
+
+  static create(dim: number, m: number): SimdLbfgsVectors | null {
+    if (lbfgsKernel === undefined) lbfgsKernel = instantiate();
+    const k = lbfgsKernel;
+    if (!k) return null;
+    const padded = Math.ceil(dim / 4) * 4;
+    const bytes = padded * 8;
+    ensureBytes(k, (2 * m + 1) * bytes);
+    const buf = k.memory.buffer;
+    new Float64Array(buf, 0, (2 * m + 1) * padded).fill(0);
+    const at = (slot: number) => new Float64Array(buf, slot * bytes, dim);
+    return new SimdLbfgsVectors(k, bytes, Array.from({ length: m }, (_, i) => at(i)), Array.from({ length: m }, (_, i) => at(m + i)), at(2 * m));
+  }
+
+  /** dir += c * P, then returns Q . dir (P, Q: this object's vectors, or dir itself). */
+  axpyDot(c: number, P: Float64Array, Q: Float64Array): number {
+    return this.k.axpyDot(this.dir.byteOffset, P.byteOffset, Q.byteOffset, this.lenBytes, c);
+  }
 }
