@@ -8,7 +8,7 @@
  * the timed repeats, after one warm-up step) and images/s counting the 256 rotated images.
  *
  * Environment: SKD_BENCH_MODELS (comma list of conv4,resnet12-narrow,resnet12,resnet12-64img), SKD_BENCH_BACKENDS
- * (comma list of wasm,cpu), SKD_BENCH_REPEATS (default 3).
+ * (comma list of wasm,cpu), SKD_BENCH_REPEATS (default 3), SKD_BENCH_THREADS (wasm threads; default: all cores).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend, type BackendChoice } from '../train/backend.js';
@@ -20,7 +20,7 @@ export const describe =
   'Gen-0 training step at 32x32: batch 64 -> 256 images after the 4 rotations; forward (train mode) + loss + backward + SGD update. ' +
   'resnet12-64img: the same on 64 images (no rotations), for comparison with per-64-image figures. ' +
   'step_s_min/median over repeats after a warm-up; images_per_s = images per step / step_s_min. cpu_s: process CPU time per step ' +
-  '(user + system), a load-independent figure on a shared machine (wasm runs one thread, so on an idle machine cpu_s ~ step_s).';
+  '(user + system, all threads), a load-independent figure on a shared machine (with one wasm thread, cpu_s ~ step_s on an idle machine).';
 
 const BATCH = 64;
 const ROTATED = BATCH * 4;
@@ -103,9 +103,10 @@ export async function run(): Promise<Record<string, unknown>> {
   const models = listFromEnv('SKD_BENCH_MODELS', Object.keys(MODELS));
   const backends = listFromEnv('SKD_BENCH_BACKENDS', DEFAULT_BACKENDS) as BackendChoice[];
   const repeats = Number(process.env.SKD_BENCH_REPEATS ?? 3);
+  const threads = process.env.SKD_BENCH_THREADS ? Number(process.env.SKD_BENCH_THREADS) : undefined;
   const results: Record<string, unknown> = {};
   for (const backend of backends) {
-    const selected = await selectBackend(backend, { log: (line) => process.stderr.write(line + '\n') });
+    const selected = await selectBackend(backend, { threads, log: (line) => process.stderr.write(line + '\n') });
     const perModel: Record<string, unknown> = {};
     for (const name of models) {
       if (!MODELS[name]) throw new Error(`unknown bench model '${name}'`);

@@ -7,12 +7,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../data/errors.js';
 import { backendHasNativeConvGrad } from '../models/conv-grad.js';
 import { registerGradients } from './gradients.js';
+import { createThreadedWasmBackend, MAX_WASM_THREADS } from './wasm-threads.js';
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
 
 export interface SelectBackendOptions {
-  /** WebAssembly threads (used where the runtime supports threaded wasm). Default: all cores. */
+  /**
+   * XNNPACK threads of the wasm backend. Default: all cores, at most 8. 1 runs the single-threaded SIMD
+   * binary; more run the threaded SIMD binary (train/wasm-threads.ts), or 1 thread if it cannot start.
+   */
   threads?: number;
   /** Receives the one line saying which backend runs. Default: stderr. */
   log?: (line: string) => void;
@@ -45,18 +49,45 @@ async function activateNative(kind: 'tensorflow-gpu' | 'tensorflow'): Promise<Er
   return null;
 }
 
+/** The priority @tensorflow/tfjs-backend-wasm registers 'wasm' with. */
+const WASM_PRIORITY = 2;
+type BackendFactory = () => tf.KernelBackend | Promise<tf.KernelBackend>;
+/** The package's own 'wasm' factory (single-threaded SIMD binary in Node), kept to return to it. */
+let packageWasmFactory: BackendFactory | null = null;
+/** XNNPACK threads of the backend registered as 'wasm': 1 is the package's own factory. */
+let registeredWasmThreads = 1;
+
+function registerWasmFactory(factory: BackendFactory, threads: number): void {
+  if (tf.findBackendFactory('wasm')) tf.removeBackend('wasm');
+  tf.registerBackend('wasm', factory, WASM_PRIORITY);
+  registeredWasmThreads = threads;
+}
+
 async function activateWasm(threads: number | undefined): Promise<{ description: string }> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  const wanted = Math.max(1, threads ?? (await import('node:os')).availableParallelism());
-  wasm.setThreadsCount(wanted);
+  packageWasmFactory ??= tf.findBackendFactory('wasm');
+  const wanted = Math.max(1, Math.floor(threads ?? (await import('node:os')).availableParallelism()));
+  const target = Math.min(wanted, MAX_WASM_THREADS);
+  let note = wanted > target ? ` (${wanted} requested; the threaded binary runs at most ${MAX_WASM_THREADS})` : '';
+  if (target > 1 && target !== registeredWasmThreads) {
+    try {
+      if (!(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))) throw new Error('this runtime has no WebAssembly SIMD');
+      const backend = await createThreadedWasmBackend(wasm, target);
+      registerWasmFactory(() => backend, target);
+    } catch (err) {
+      note = ` (threaded WebAssembly failed, single-threaded binary used: ${firstLine(err as Error)})`;
+      if (registeredWasmThreads !== 1 && packageWasmFactory) registerWasmFactory(packageWasmFactory, 1);
+    }
+  } else if (target === 1 && registeredWasmThreads !== 1 && packageWasmFactory) {
+    registerWasmFactory(packageWasmFactory, 1);
+  }
+  if (registeredWasmThreads === 1) wasm.setThreadsCount(1);
   if (!(await tf.setBackend('wasm'))) throw new UserError('The WebAssembly backend failed to initialise (@tensorflow/tfjs-backend-wasm). Try --backend cpu.');
   await tf.ready();
   useZeroCopyIdentity('wasm');
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
-  const threaded = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
   const running = wasm.getThreadsCount();
-  const threadNote = threaded ? `${running} thread${running === 1 ? '' : 's'}` : '1 thread (this runtime has no threaded WebAssembly)';
-  return { description: `WebAssembly${simd ? ' SIMD' : ''}, ${threadNote}` };
+  return { description: `WebAssembly${simd ? ' SIMD' : ''}, ${running} thread${running === 1 ? '' : 's'}${note}` };
 }
 
 /**
