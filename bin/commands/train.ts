@@ -69,7 +69,7 @@ function commonOptions(y: Argv, generation: 0 | 1): Argv<TrainArgs> {
     .option('seed', { type: 'number', describe: 'Seed of initial weights, shuffling, augmentation and dropout masks (default 0)' })
     .option('out', { type: 'string', demandOption: true, describe: 'Output folder: gen<N>.safetensors checkpoints and log.jsonl' })
     .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice, describe: 'TensorFlow.js backend' })
-    .option('threads', { type: 'number', describe: 'WebAssembly threads (default: all cores)' })
+    .option('threads', { type: 'number', describe: 'Threads of the WebAssembly backend (default: one per core, at most 8; 1 runs the single-threaded build)' })
     .option('resume', { type: 'boolean', default: false, describe: 'Continue the checkpoint in --out (same settings give the same result as an uninterrupted run)' })
     .option('val-every', { alias: 'val_every', type: 'number', describe: 'Nearest-centroid 5-way 1-shot validation on the val split every N epochs (0 = off)' })
     .option('val-episodes', { alias: 'val_episodes', type: 'number', describe: 'Episodes per validation (default 100)' })
