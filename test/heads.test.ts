@@ -5,8 +5,10 @@ import { join } from 'node:path';
 import { FIXTURES } from './helpers/run-skd.js';
 import { createHead, headFromJSON, LogisticRegressionHead, NearestNeighborHead, PrototypeHead } from '../infer/heads/index.js';
 import { l2NormalizeRows } from '../infer/features.js';
+import { Rng } from '../data/rng.js';
 import { gram } from '../infer/heads/logreg.js';
-import { simdAvailable } from '../infer/heads/simd.js';
+import { simdAvailable, simdCombineRows } from '../infer/heads/simd.js';
+import { pivotedCholesky } from '../infer/heads/cholesky.js';
 
 interface LogregFixture {
   n_way: number; dim: number; X_train: number[][]; y_train: number[]; X_test: number[][];
@@ -158,5 +160,42 @@ test('the logreg head gives the same solution with and without the SIMD kernels'
     assert.ok(Math.abs(fast.objective() - plain.objective()) <= 1e-7 * plain.objective(), `${file}: ${fast.objective()} vs ${plain.objective()}`);
     const xt = Float32Array.from(fx.X_test.flat());
     assert.deepEqual(Array.from(fast.predict(xt, fx.X_test.length)), Array.from(plain.predict(xt, fx.X_test.length)));
+  }
+});
+
+test('pivoted Cholesky reproduces a rank-deficient Gram matrix, with and without the SIMD column kernel', () => {
+  // 13 rows in 7 dimensions (odd n, not a multiple of the kernel's 4-column step): rank 7.
+  const n = 13, d = 7;
+  const rng = new Rng(3);
+  const x = Float32Array.from({ length: n * d }, () => rng.random() - 0.5);
+  const G = gram(x, n, d, false);
+  assert.ok(simdAvailable());
+  for (const useSimd of [true, false]) {
+    const { L, stride, piv, rank } = pivotedCholesky(G, n, useSimd);
+    assert.equal(rank, d, `rank (simd ${useSimd})`);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j <= i; j++) {
+        let s = 0;
+        for (let t = 0; t < rank; t++) s += L[i * stride + t]! * L[j * stride + t]!;
+        const want = G[piv[i]! * n + piv[j]!]!;
+        assert.ok(Math.abs(s - want) <= 1e-9 * (1 + Math.abs(want)), `(L L^T)[${i},${j}] = ${s}, G = ${want} (simd ${useSimd})`);
+      }
+      for (let t: number = rank; t < stride; t++) assert.equal(L[i * stride + t], 0, `L[${i},${t}] beyond the rank`);
+    }
+  }
+});
+
+test('the SIMD row combination equals the plain product', () => {
+  const K = 3, n = 13, d = 10; // neither n nor d a multiple of 4
+  const A = Float64Array.from({ length: K * n }, (_, i) => Math.cos(0.9 * i) * 3);
+  const x = Float32Array.from({ length: n * d }, (_, i) => Math.sin(0.37 * i));
+  const coef = new Float64Array(K * d);
+  assert.ok(simdCombineRows(coef, A, K, x, n, d));
+  for (let k = 0; k < K; k++) {
+    for (let c = 0; c < d; c++) {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += A[k * n + i]! * x[i * d + c]!;
+      assert.ok(Math.abs(coef[k * d + c]! - s) <= 1e-12 * (1 + Math.abs(s)), `W[${k},${c}] = ${coef[k * d + c]}, want ${s}`);
+    }
   }
 });
