@@ -78,6 +78,7 @@ export async function run(): Promise<Record<string, unknown>> {
           support_features_s: +(t.supportFeaturesMs / 1000).toFixed(1),
           head_s: +(t.headMs / 1000).toFixed(2),
           head_ms_per_episode: +t.headMsPerEpisode.toFixed(2),
+          head_fit_ms_per_episode: +t.headFitMsPerEpisode.toFixed(2),
           load_average_after: loadavg().map((v) => +v.toFixed(2)),
         };
       }

@@ -65,11 +65,13 @@ export interface EvalTimings {
   supportAugmentMs: number;
   /** Encoding the support images. */
   supportFeaturesMs: number;
-  /** Fitting heads and predicting queries. */
+  /** Fitting heads and predicting queries (with normalising the support rows and gathering the query rows). */
   headMs: number;
   totalMs: number;
-  /** Mean head fit + predict time per episode. */
+  /** Mean head time per episode (everything in headMs). */
   headMsPerEpisode: number;
+  /** Mean time per episode of the head's fit alone. */
+  headFitMsPerEpisode: number;
 }
 
 export interface EvalReport {
@@ -156,7 +158,7 @@ export async function evaluateFewShot(opts: EvalOptions): Promise<EvalReport> {
   const nq = nWays * nQueries;
   const queryBatch = new Float32Array(nq * D);
   const accuracies: number[] = [];
-  let supportAugmentMs = 0, supportFeaturesMs = 0, headMs = 0, supportImagesEncoded = 0;
+  let supportAugmentMs = 0, supportFeaturesMs = 0, headMs = 0, headFitMs = 0, supportImagesEncoded = 0;
 
   for (let first = 0; first < nTestRuns; first += episodesPerBatch) {
     const group = episodes.slice(first, first + episodesPerBatch);
@@ -186,7 +188,9 @@ export async function evaluateFewShot(opts: EvalOptions): Promise<EvalReport> {
         queryBatch.set(queryFeatures.subarray(row * D, (row + 1) * D), q * D);
       }
       const head = createHead(opts.head);
+      const fitStart = performance.now();
       head.fit(support, perEpisodeSupport, D, supportLabels[g]!, nWays);
+      headFitMs += performance.now() - fitStart;
       const pred = head.predict(queryBatch, nq);
       let correct = 0;
       for (let q = 0; q < nq; q++) if (pred[q] === e.queryLabels[q]) correct++;
@@ -212,6 +216,6 @@ export async function evaluateFewShot(opts: EvalOptions): Promise<EvalReport> {
     ci95Percent: ci.halfWidth,
     queryImagesEncoded: queryImages.length,
     supportImagesEncoded,
-    timings: { queryFeaturesMs, supportAugmentMs, supportFeaturesMs, headMs, totalMs, headMsPerEpisode: headMs / nTestRuns },
+    timings: { queryFeaturesMs, supportAugmentMs, supportFeaturesMs, headMs, totalMs, headMsPerEpisode: headMs / nTestRuns, headFitMsPerEpisode: headFitMs / nTestRuns },
   };
 }
