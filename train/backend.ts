@@ -68,7 +68,7 @@ async function activateWasm(threads: number | undefined): Promise<{ description:
   packageWasmFactory ??= tf.findBackendFactory('wasm');
   const wanted = Math.max(1, Math.floor(threads ?? (await import('node:os')).availableParallelism()));
   const target = Math.min(wanted, MAX_WASM_THREADS);
-  let note = wanted > target ? ` (${wanted} requested; the threaded binary runs at most ${MAX_WASM_THREADS})` : '';
+  let note = threads !== undefined && wanted > target ? ` (${wanted} requested; the threaded binary runs at most ${MAX_WASM_THREADS})` : '';
   if (target > 1 && target !== registeredWasmThreads) {
     try {
       if (!(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))) throw new Error('this runtime has no WebAssembly SIMD');
