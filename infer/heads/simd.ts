@@ -43,6 +43,16 @@ function ensureBytes(k: GramKernel, bytes: number): void {
   if (pages > have) k.memory.grow(pages - have);
 }
 
+/** Copies the n rows of x (n x d) into dst with rows `stride` apart, zero-filling the padding and the rows past n. */
+function copyRowsPadded(dst: Float32Array, x: Float32Array, n: number, d: number, stride: number): void {
+  if (stride === d) {
+    dst.set(x.subarray(0, n * d));
+  } else {
+    for (let i = 0; i < n; i++) { dst.set(x.subarray(i * d, (i + 1) * d), i * stride); dst.fill(0, i * stride + d, (i + 1) * stride); }
+  }
+  dst.fill(0, n * stride);
+}
+
 /** Whether the SIMD kernel is available (false, say, in an engine without WebAssembly SIMD). */
 export function simdAvailable(): boolean {
   return loadKernel() !== null;
@@ -60,14 +70,7 @@ export function simdGram(x: Float32Array, n: number, d: number, G: Float64Array)
   const xBytes = nPad * dPad * 4;
   const need = xBytes + nPad * nPad * 8;
   ensureBytes(k, need);
-  const mem = new Float32Array(k.memory.buffer, 0, nPad * dPad);
-  if (dPad === d) {
-    mem.set(x.subarray(0, n * d));
-  } else {
-    for (let i = 0; i < n; i++) mem.set(x.subarray(i * d, (i + 1) * d), i * dPad);
-    for (let i = 0; i < n; i++) mem.fill(0, i * dPad + d, (i + 1) * dPad);
-  }
-  if (nPad !== n) mem.fill(0, n * dPad, nPad * dPad);
+  copyRowsPadded(new Float32Array(k.memory.buffer, 0, nPad * dPad), x, n, d, dPad);
   k.gram(0, nPad, dPad, xBytes);
   const out = new Float64Array(k.memory.buffer, xBytes, nPad * nPad);
   for (let a = 0; a < n; a++) {
@@ -167,10 +170,7 @@ export function simdCombineRows(coef: Float64Array, A: Float64Array, K: number, 
   const xBytes = n4 * d4 * 4, aOffset = xBytes, wOffset = aOffset + K * n4 * 8;
   ensureBytes(k, wOffset + K * d4 * 8);
   const buf = k.memory.buffer;
-  const xm = new Float32Array(buf, 0, n4 * d4);
-  if (d4 === d) xm.set(x.subarray(0, n * d));
-  else for (let i = 0; i < n; i++) { xm.set(x.subarray(i * d, (i + 1) * d), i * d4); xm.fill(0, i * d4 + d, (i + 1) * d4); }
-  xm.fill(0, n * d4);
+  copyRowsPadded(new Float32Array(buf, 0, n4 * d4), x, n, d, d4);
   const am = new Float64Array(buf, aOffset, K * n4);
   am.fill(0);
   for (let c = 0; c < K; c++) am.set(A.subarray(c * n, (c + 1) * n), c * n4);
