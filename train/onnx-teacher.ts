@@ -21,6 +21,7 @@ import { UserError } from '../data/errors.js';
 import { initWeights } from '../models/init.js';
 import type { ModelSpec, NamedWeights, SpecNode } from '../models/spec.js';
 import { TfModel } from '../models/tfjs.js';
+import { tensorProtoToFloat32 } from '../proto/codec.js';
 import { readOnnxModel } from '../proto/read.js';
 import type { ModelProtoObject, NodeProtoObject, TensorProtoObject } from '../proto/types.js';
 import { specFor, type ModelName } from './config.js';
@@ -37,14 +38,11 @@ export interface OnnxTeacherHints {
 type Tensor = { data: Float32Array; shape: number[] };
 
 function floatData(t: TensorProtoObject, path: string): Float32Array {
-  if (t.dataType !== undefined && t.dataType !== 1) throw new UserError(`${path}: initializer ${t.name} is not float32 (data type ${t.dataType})`);
-  if (t.rawData && t.rawData.length > 0) {
-    const out = new Float32Array(t.rawData.length / 4);
-    const view = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);
-    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
-    return out;
+  try {
+    return tensorProtoToFloat32(t);
+  } catch (err) {
+    throw new UserError(`${path}: initializer ${(err as Error).message}`);
   }
-  return Float32Array.from(t.floatData ?? []);
 }
 
 function attrInt(node: NodeProtoObject, name: string, fallback: number): number {
