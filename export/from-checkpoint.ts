@@ -9,7 +9,8 @@ import { UserError } from '../data/errors.js';
 import type { FloatTensor } from '../data/types.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import type { InputLayout } from './graph.js';
-import { checkWritableTarget, exportOnnx, resolveOutputs, writeFileAtomic } from './onnx.js';
+import { writeFileAtomic } from '../data/atomic-write.js';
+import { checkWritableTarget, exportOnnx, resolveOutputs } from './onnx.js';
 import { formatVerifyReport, verifyExport, type VerifyReport } from './verify.js';
 
 export interface ExportCheckpointOptions {

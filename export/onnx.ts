@@ -98,7 +98,6 @@ export function checkWritableTarget(path: string): void {
   }
 }
 
-export { writeFileAtomic };
 
 /** Exports and writes atomically; returns the bytes written. */
 export function writeOnnxFile(path: string, opts: ExportOptions): Uint8Array {

@@ -6,7 +6,7 @@ import { after, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { Rng } from '../data/rng.js';
 import { exportCheckpoint, type ExportCheckpointOptions } from '../export/from-checkpoint.js';
-import { writeFileAtomic } from '../export/onnx.js';
+import { writeFileAtomic } from '../data/atomic-write.js';
 import { initWeights } from '../models/init.js';
 import { resnet12Spec } from '../models/spec.js';
 import { readOnnxModelInfo } from '../proto/read.js';
