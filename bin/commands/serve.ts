@@ -4,13 +4,13 @@
  * requests in flight, then exits.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../../data/errors.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../../infer/server/context.js';
 import { startServer } from '../../infer/server/server.js';
 import { DEVICES, FeatureExtractor, type Device, type Preprocessing } from '../../infer/session.js';
+import { WEB_DIST } from './web.js';
 
 interface ServeArgs {
   model: string;
@@ -33,14 +33,6 @@ interface ServeArgs {
   'batch-wait-ms': number;
   'max-queue': number;
   log: boolean;
-}
-
-/** The browser demo's build output: web/dist in the nearest folder above this file with a package.json. */
-function packageWebDist(): string | undefined {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) return join(dir, 'web', 'dist');
-    if (dirname(dir) === dir) return undefined;
-  }
 }
 
 function parseTriple(text: string, flag: string): [number, number, number] {
@@ -121,7 +113,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     try {
       server = await startServer({
         extractor, modelPath: args.model, storeDir: resolve(args.store), limits, host: args.host, port: args.port,
-        webDir: args.web ?? packageWebDist(),
+        webDir: args.web ?? WEB_DIST,
         logger: { level: args.log ? 'info' : 'warn', stream: process.stderr },
       });
     } catch (err) {
