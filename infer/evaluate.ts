@@ -48,7 +48,7 @@ export interface EvalOptions {
   padding: number;
   /** Applied to pixels / 255 before the network (the model's expected input normalisation). */
   normalization: Normalization;
-  /** Images per onnxruntime run. Default 32 (on CPU, faster than larger batches for ResNet-12 at 32x32). */
+  /** Images per onnxruntime run. Default: the extractor's (FeatureExtractor: DEFAULT_BATCH_SIZE, 32). */
   batchSize?: number;
   /** About how many support images (over several episodes) to augment and encode together. Default 512. */
   supportBatchImages?: number;
@@ -127,7 +127,7 @@ export async function evaluateFewShot(opts: EvalOptions): Promise<EvalReport> {
   const started = performance.now();
   const { extractor, set, nWays, nShots, nQueries, nTestRuns, seed } = opts;
   const D = extractor.featureDim;
-  const batchSize = opts.batchSize ?? 32;
+  const batchSize = opts.batchSize; // undefined: the extractor's default
   const copies = Math.max(1, opts.nAugSupportSamples);
   const numClasses = set.classNames.length;
   const episodeOpts = { nWays, nShots, nQueries, seed };
@@ -143,7 +143,7 @@ export async function evaluateFewShot(opts: EvalOptions): Promise<EvalReport> {
     for (const idx of e.queryIdx) if (queryRow[idx] === -1) { queryRow[idx] = queryImages.length; queryImages.push(idx); }
   }
   const queryFeatures = new Float32Array(queryImages.length * D);
-  const chunk = Math.max(batchSize, 512); // images normalised at a time (bounds memory; one progress report each)
+  const chunk = Math.max(batchSize ?? 0, 512); // images normalised at a time (bounds memory; one progress report each)
   for (let start = 0; start < queryImages.length; start += chunk) {
     const idx = queryImages.slice(start, start + chunk);
     const f = await extractor.extract(normalizeBatch(set, idx, opts.normalization), idx.length, { batchSize });

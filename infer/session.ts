@@ -52,6 +52,9 @@ const META = {
 
 let fallbackNoticeShown = false;
 
+/** Images per ONNX Runtime run unless told otherwise: on CPU, small batches keep the activations in cache. */
+export const DEFAULT_BATCH_SIZE = 32;
+
 export class FeatureExtractor {
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -111,7 +114,7 @@ export class FeatureExtractor {
     if (images.length !== count * imageSize) {
       throw new RangeError(`extract: ${images.length} values for ${count} images of ${size}x${size}x3`);
     }
-    const batchSize = Math.max(1, Math.floor(opts.batchSize ?? 32));
+    const batchSize = Math.max(1, Math.floor(opts.batchSize ?? DEFAULT_BATCH_SIZE));
     const D = this.featureDim;
     const out = new Float32Array(count * D);
     const scratch = layout === 'nchw' ? new Float32Array(Math.min(batchSize, count) * imageSize) : null;

@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../../data/atomic-write.js';
 import { UserError } from '../../data/errors.js';
 import { checkEvalOptions, evaluateFewShot, type EvalReport } from '../../infer/evaluate.js';
 import { HEAD_KINDS, type HeadKind } from '../../infer/heads/index.js';
-import { DEVICES, FeatureExtractor, type Device, type Preprocessing } from '../../infer/session.js';
+import { DEFAULT_BATCH_SIZE, DEVICES, FeatureExtractor, type Device, type Preprocessing } from '../../infer/session.js';
 
 interface EvalArgs {
   model: string;
@@ -55,7 +55,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     .option('out', { type: 'string', describe: 'write the JSON report to this file' })
     .option('device', { type: 'string', default: 'auto', describe: `execution provider: ${DEVICES.join(', ')} (auto: CUDA if installed, else CPU)` })
     .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: one per core)' })
-    .option('batch-size', { type: 'number', default: 32, alias: 'batch_size', describe: 'images per onnxruntime run (small batches stay in cache on CPU)' })
+    .option('batch-size', { type: 'number', default: DEFAULT_BATCH_SIZE, alias: 'batch_size', describe: 'images per onnxruntime run (small batches stay in cache on CPU)' })
     .option('layout', { type: 'string', describe: 'input layout of a graph without skd metadata: nchw or nhwc' })
     .option('mean', { type: 'string', describe: 'input normalisation mean, 3 numbers on the 0-1 scale ("0.5,0.49,0.44"); default: the model\'s metadata, else the dataset\'s' })
     .option('std', { type: 'string', describe: 'input normalisation std, 3 numbers on the 0-1 scale' })
