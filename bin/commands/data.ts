@@ -1,8 +1,10 @@
 /** `skd data inspect` and `skd data make-toy`: look at a dataset, or write the built-in toy set as image folders. */
 import type { Argv, CommandModule } from 'yargs';
 import { DATASET_NAMES, type DatasetName } from '../../data/datasets.js';
+import { discoverSplits } from '../../data/discover.js';
 import { UserError } from '../../data/errors.js';
 import { formatSummary, summarizeImageSet } from '../../data/stats.js';
+import { writeToyFolders } from '../../data/toy-export.js';
 
 interface InspectArgs { path: string; dataset?: DatasetName; split?: string; 'image-size'?: number; json: boolean }
 interface MakeToyArgs { out: string; seed: number; 'images-per-class': number; 'image-size': number }
@@ -26,8 +28,6 @@ const inspectCommand: CommandModule<object, InspectArgs> = {
       .example('$0 data inspect my-images --dataset folder --json', '<split>/<class>/*.jpg folders, as JSON') as unknown as Argv<InspectArgs>,
   handler: async (args) => {
     if (args['image-size'] !== undefined) positiveInteger('image-size', args['image-size']);
-    // Readers (and sharp) load only when this command runs, so other commands start faster.
-    const { discoverSplits } = await import('../../data/discover.js');
     const loaded = await discoverSplits(args.path, { dataset: args.dataset, split: args.split, imageSize: args['image-size'] });
     const summaries = loaded.map(({ source, set }) => ({ source, ...summarizeImageSet(set) }));
     if (args.json) {
@@ -52,7 +52,6 @@ const makeToyCommand: CommandModule<object, MakeToyArgs> = {
     positiveInteger('images-per-class', args['images-per-class']);
     positiveInteger('image-size', args['image-size']);
     if (!Number.isInteger(args.seed) || args.seed < 0) throw new UserError(`--seed must be a non-negative integer, got ${args.seed}`);
-    const { writeToyFolders } = await import('../../data/toy-export.js');
     const tty = process.stderr.isTTY;
     let lastSplit = '';
     const result = await writeToyFolders({
