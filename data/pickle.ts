@@ -178,12 +178,7 @@ export function parsePickle(buf: Uint8Array, file: string): PyValue {
       const [buffer, dt, shape, order] = args;
       if (!(buffer instanceof PyBytes) || !dt || !('kind' in (dt as object)) || !(shape instanceof PyTuple)) throw new UserError(`${file}: malformed numpy array (_frombuffer)`);
       const arr = new NumpyArray();
-      arr.dtype = dt as NumpyDtype;
-      arr.shape = shape.items.map(numberOf);
-      arr.fortranOrder = order === 'F';
-      arr.data = buffer.bytes;
-      const expected = arr.size * arr.dtype.itemSize;
-      if (arr.data.length !== expected) throw new UserError(`${file}: numpy array of shape (${arr.shape.join(', ')}) has ${arr.data.length} bytes, expected ${expected}`);
+      fillArray(arr, shape, dt as NumpyDtype, order === 'F', buffer.bytes);
       return arr;
     }
     if (full === '_codecs.encode') return new PyBytes(latin1Bytes(String(args[0])));
@@ -192,6 +187,15 @@ export function parsePickle(buf: Uint8Array, file: string): PyValue {
     if (full === 'collections.OrderedDict') return new Map();
     throw new UserError(`${file}: the pickle calls ${full}; expected only numpy arrays, lists, dicts and numbers`);
   };
+  /** Sets an array's layout and bytes, checking that the bytes fill the shape exactly. */
+  const fillArray = (arr: NumpyArray, shape: PyTuple, dtype: NumpyDtype, fortranOrder: boolean, bytes: Uint8Array): void => {
+    arr.shape = shape.items.map(numberOf);
+    arr.dtype = dtype;
+    arr.fortranOrder = fortranOrder;
+    arr.data = bytes;
+    const expected = arr.size * dtype.itemSize;
+    if (bytes.length !== expected) throw new UserError(`${file}: numpy array of shape (${arr.shape.join(', ')}) has ${bytes.length} bytes, expected ${expected}`);
+  };
   const build = (obj: PyValue, state: PyValue): void => {
     if (obj instanceof NumpyArray) {
       // ndarray.__setstate__((version, shape, dtype, is_fortran, data))
@@ -199,14 +203,9 @@ export function parsePickle(buf: Uint8Array, file: string): PyValue {
       const s = items.length === 5 ? items.slice(1) : items;
       const [shape, dtype, fortran, data] = s;
       if (!(shape instanceof PyTuple) || !dtype || !('kind' in (dtype as object))) throw new UserError(`${file}: malformed numpy array state`);
-      obj.shape = shape.items.map(numberOf);
-      obj.dtype = dtype as NumpyDtype;
-      obj.fortranOrder = fortran === true;
-      if (data instanceof PyBytes) obj.data = data.bytes;
-      else if (typeof data === 'string') obj.data = latin1Bytes(data);
-      else throw new UserError(`${file}: numpy array of dtype ${obj.dtype.descr} stores Python objects; expected raw numbers`);
-      const expected = obj.size * obj.dtype.itemSize;
-      if (obj.data.length !== expected) throw new UserError(`${file}: numpy array of shape (${obj.shape.join(', ')}) has ${obj.data.length} bytes, expected ${expected}`);
+      const bytes = data instanceof PyBytes ? data.bytes : typeof data === 'string' ? latin1Bytes(data) : null;
+      if (!bytes) throw new UserError(`${file}: numpy array of dtype ${(dtype as NumpyDtype).descr} stores Python objects; expected raw numbers`);
+      fillArray(obj, shape, dtype as NumpyDtype, fortran === true, bytes);
       return;
     }
     if (obj && typeof obj === 'object' && 'kind' in (obj as object)) return; // dtype state (byte order, flags) is already in its descr
