@@ -201,7 +201,7 @@ export class TfModel {
     if (backbone) values.set(backbone.output, backboneTrain(backbone, x));
     spec.nodes.forEach((node, index) => {
       if (values.has(node.name)) return;
-      if (backbone && backbone.nodes.includes(node)) return;
+      if (backbone && index < backbone.nodes.length) return; // backbone.nodes is the spec's first nodes
       if (training && this.fusedAway.has(node.name)) return;
       const fused = training ? this.fusedAfterConv.get(node.name) : undefined;
       if (node.op === 'conv2d' && fused) {
