@@ -59,7 +59,9 @@ export function resolveCheckpointPath(path: string): string {
 /** A few test (or validation) images of the training dataset as pixels / 255, or a reason why not. */
 async function loadRealImages(config: Record<string, unknown>, dataset: DatasetName, size: number, count: number): Promise<FloatTensor | string> {
   const dataRoot = typeof config.dataRoot === 'string' ? config.dataRoot : undefined;
-  const toy = { seed: typeof config.seed === 'number' ? config.seed : 0, imagesPerClass: typeof config.imagesPerClass === 'number' ? config.imagesPerClass : undefined };
+  // The toy set's own seed, as training used it (checkpoints from before --toy-seed generated it from --seed).
+  const toySeed = typeof config.toySeed === 'number' ? config.toySeed : typeof config.seed === 'number' ? config.seed : 0;
+  const toy = { seed: toySeed, imagesPerClass: typeof config.imagesPerClass === 'number' ? config.imagesPerClass : undefined };
   let lastError = '';
   for (const split of ['test', 'val']) {
     try {
