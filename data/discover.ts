@@ -102,13 +102,15 @@ export async function discoverSplits(path: string, opts: DiscoverOptions = {}): 
     return chosen.map((f) => loadFile(join(path, f)));
   }
   // Image folders: either <path>/<split>/<class>/* or <path>/<class>/* (path is itself a split).
-  if (isSplitFolder(path) && !entries.some((e) => isDir(join(path, e)) && isSplitFolder(join(path, e)))) {
+  const splitDirs = entries.filter((e) => isDir(join(path, e)) && isSplitFolder(join(path, e)));
+  if (splitDirs.length === 0 && isSplitFolder(path)) {
     return [{ source: path, set: await loadImageFolder(dirname(path), basename(path), size) }];
   }
-  const splitDirs = entries.filter((e) => isDir(join(path, e)) && isSplitFolder(join(path, e)));
   // A folder of dataset folders (for example datasets/ holding CIFAR-FS/ and miniImageNet/): each one's files.
-  const datasetDirs = entries.filter((e) => isDir(join(path, e)) && readdirSync(join(path, e)).some(isDatasetFile));
-  if (splitDirs.length === 0 && datasetDirs.length > 0 && opts.dataset !== 'folder') {
+  const datasetDirs = splitDirs.length === 0 && opts.dataset !== 'folder'
+    ? entries.filter((e) => isDir(join(path, e)) && readdirSync(join(path, e)).some(isDatasetFile))
+    : [];
+  if (datasetDirs.length > 0) {
     const loaded: LoadedSplit[] = [];
     for (const d of datasetDirs) {
       try {
