@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { UserError } from './errors.js';
 import type { ImageSet } from './types.js';
+import { forEachConcurrent } from './concurrent.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'];
 
@@ -70,15 +71,9 @@ export async function loadImageFolder(root: string, split: string, size: number,
   const imageBytes = size * size * 3;
   const images = new Uint8Array(files.length * imageBytes);
   // A few decodes in flight at once; sharp runs them on its own thread pool.
-  const concurrency = 8;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < files.length) {
-      const i = next++;
-      images.set(await decodeImageFile(files[i], size), i * imageBytes);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker));
+  await forEachConcurrent(files.length, 8, async (i) => {
+    images.set(await decodeImageFile(files[i]!, size), i * imageBytes);
+  });
   return {
     name,
     split,

@@ -10,6 +10,7 @@
  */
 import sharp from 'sharp';
 import { HttpError, badRequest, tooLarge } from './errors.js';
+import { forEachConcurrent } from '../../data/concurrent.js';
 
 export type RawImage = { shape: number[]; pixels: number[] };
 export type ImageInput = string | RawImage;
@@ -59,20 +60,9 @@ export async function decodeImages(inputs: ImageInput[], fieldOf: (i: number) =>
   // A few at a time: a small PNG can expand to maxPixels, so decoding a whole request at once could
   // hold hundreds of large bitmaps in memory.
   const parts: { pixels: Uint8Array; count: number }[] = new Array(inputs.length);
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (next < inputs.length && !failed) {
-      const i = next++;
-      try {
-        parts[i] = await decodeOne(inputs[i] as ImageInput, fieldOf(i), size, limits);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(DECODE_CONCURRENCY, inputs.length) }, worker));
+  await forEachConcurrent(inputs.length, DECODE_CONCURRENCY, async (i) => {
+    parts[i] = await decodeOne(inputs[i] as ImageInput, fieldOf(i), size, limits);
+  });
   const count = parts.reduce((n, p) => n + p.count, 0);
   const pixels = new Uint8Array(count * size * size * 3);
   let offset = 0;
