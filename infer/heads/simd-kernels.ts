@@ -12,7 +12,7 @@
 import {
   BLOCK, BR, BR_IF, END, F32X4_ADD, F32X4_MUL, F64, F64_ADD, F64_LOAD, F64_STORE, F64X2_ADD, F64X2_MUL,
   F64X2_PROMOTE_LOW, F64X2_SPLAT, HIGH_HALF, I32, I32_ADD, I32_AND, I32_GE_U, I32_GT_U, I32_LT_U, I32_MUL,
-  I32_SHL, LOOP, SELECT, SIMD, V128, V128_LOAD, V128_STORE, V128_ZERO, VOID, functionBody, get, konst, lane,
+  I32_SHL, LOOP, SELECT, SIMD, V128_LOAD, V128_STORE, V128_ZERO, VOID, functionBody, get, konst, lane,
   section, set, str, uleb, vec,
 } from './wasm-asm.js';
 
@@ -75,9 +75,7 @@ function gramFunction(): number[] {
     END, END,
     END,
   ];
-  const locals = vec([[...uleb(11), I32], [...uleb(8), V128]]);
-  const fn = [...locals, ...body];
-  return [...uleb(fn.length), ...fn];
+  return functionBody(11, 8, body);
 }
 
 
@@ -134,8 +132,7 @@ function scoresFunction(): number[] {
     END, END,
     END,
   ];
-  const fn = [...vec([[...uleb(10), I32], [...uleb(3), V128]]), ...body];
-  return [...uleb(fn.length), ...fn];
+  return functionBody(10, 3, body);
 }
 
 /** gradient(F, n, P, tri, R, K, G): G (K x P) = R^T F with R n x K (float64; P and K even). */
@@ -185,8 +182,7 @@ function gradientFunction(): number[] {
     END, END,
     END,
   ];
-  const fn = [...vec([[...uleb(11), I32], [...uleb(3), V128]]), ...body];
-  return [...uleb(fn.length), ...fn];
+  return functionBody(11, 3, body);
 }
 
 /**
