@@ -7,7 +7,7 @@ import { createHead, headFromJSON, LogisticRegressionHead, NearestNeighborHead, 
 import { l2NormalizeRows } from '../infer/features.js';
 import { Rng } from '../data/rng.js';
 import { gram } from '../infer/heads/logreg.js';
-import { simdAvailable, simdCombineRows } from '../infer/heads/simd.js';
+import { KernelWorkspace, SimdRows, simdAvailable, simdCombineRows } from '../infer/heads/simd.js';
 import { pivotedCholesky } from '../infer/heads/cholesky.js';
 
 interface LogregFixture {
@@ -134,8 +134,10 @@ test('the Gram matrix (WebAssembly SIMD kernel and scalar fallback) matches a pl
   assert.ok(simdAvailable(), 'WebAssembly SIMD is available in Node 20');
   for (const [n, d] of [[125, 640], [7, 33], [1, 5], [10, 64]] as const) {
     const x = Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 1.7) * 0.3);
-    const simd = gram(x, n, d, true);
-    const scalar = gram(x, n, d, false);
+    const kernels = KernelWorkspace.open()!;
+    const simd = gram(x, n, d, SimdRows.copy(kernels, x, n, d));
+    kernels.close();
+    const scalar = gram(x, n, d);
     for (let a = 0; a < n; a++) {
       for (let b = 0; b < n; b++) {
         let s = 0;
@@ -168,10 +170,12 @@ test('pivoted Cholesky reproduces a rank-deficient Gram matrix, with and without
   const n = 13, d = 7;
   const rng = new Rng(3);
   const x = Float32Array.from({ length: n * d }, () => rng.random() - 0.5);
-  const G = gram(x, n, d, false);
+  const G = gram(x, n, d);
   assert.ok(simdAvailable());
   for (const useSimd of [true, false]) {
-    const { L, stride, piv, rank } = pivotedCholesky(G, n, useSimd);
+    const kernels = useSimd ? KernelWorkspace.open() : null;
+    const { L, stride, piv, rank } = pivotedCholesky(G, n, kernels);
+    kernels?.close();
     assert.equal(rank, d, `rank (simd ${useSimd})`);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j <= i; j++) {
@@ -190,7 +194,9 @@ test('the SIMD row combination equals the plain product', () => {
   const A = Float64Array.from({ length: K * n }, (_, i) => Math.cos(0.9 * i) * 3);
   const x = Float32Array.from({ length: n * d }, (_, i) => Math.sin(0.37 * i));
   const coef = new Float64Array(K * d);
-  assert.ok(simdCombineRows(coef, A, K, x, n, d));
+  const kernels = KernelWorkspace.open()!;
+  simdCombineRows(SimdRows.copy(kernels, x, n, d), coef, A, K);
+  kernels.close();
   for (let k = 0; k < K; k++) {
     for (let c = 0; c < d; c++) {
       let s = 0;

@@ -3,7 +3,7 @@
  * reduction to the span of the support rows. The column step's dot products run in WebAssembly SIMD where
  * available. Browser-safe.
  */
-import { SimdCholeskyColumns } from './simd.js';
+import { SimdCholeskyColumns, type KernelWorkspace } from './simd.js';
 
 export interface PivotedCholesky {
   /** Lower-triangular factor, n rows `stride` apart; the first `rank` columns are used, the rest are zero. */
@@ -16,10 +16,11 @@ export interface PivotedCholesky {
 
 /**
  * Factorises the n x n matrix G (row-major). Stops when the largest remaining pivot falls below 1e-12 of the
- * largest diagonal entry (directions that small carry no weight in the fit).
+ * largest diagonal entry (directions that small carry no weight in the fit). With `kernels`, the column steps run in
+ * WebAssembly SIMD on a factor in that memory.
  */
-export function pivotedCholesky(G: Float64Array, n: number, useSimd = true): PivotedCholesky {
-  const simd = useSimd ? SimdCholeskyColumns.create(n) : null;
+export function pivotedCholesky(G: Float64Array, n: number, kernels: KernelWorkspace | null = null): PivotedCholesky {
+  const simd = kernels ? SimdCholeskyColumns.create(kernels, n) : null;
   const stride = simd ? simd.stride : n;
   const L = simd ? simd.L : new Float64Array(n * n);
   const piv = new Int32Array(n);
@@ -47,11 +48,12 @@ export function pivotedCholesky(G: Float64Array, n: number, useSimd = true): Piv
     const pk = piv[k]!;
     // Rows below k hold zeros from column k on, so the kernel's rounded-up length adds nothing.
     if (simd) simd.columnDots(k, k + 1);
+    const dots = simd?.dots;
     for (let i = k + 1; i < n; i++) {
       const io = i * stride;
       let dot: number;
       if (simd) {
-        dot = simd.dots[i]!;
+        dot = dots![i]!;
       } else {
         let s0 = 0, s1 = 0, t = 0;
         for (; t + 1 < k; t += 2) { s0 += L[io + t]! * L[ko + t]!; s1 += L[io + t + 1]! * L[ko + t + 1]!; }
@@ -65,6 +67,6 @@ export function pivotedCholesky(G: Float64Array, n: number, useSimd = true): Piv
     L[ko + k] = lkk;
     rank = k + 1;
   }
-  // The kernel's memory is reused by the next kernel call: hand back a copy.
+  // A copy: the factor outlives the view (later regions may grow the kernel memory, which detaches it).
   return { L: simd ? L.slice() : L, stride, piv, rank };
 }

@@ -3,7 +3,7 @@
  * 3.5 and 3.6, with safeguarded cubic interpolation). Plain TypeScript over Float64Array, browser-safe.
  * All work arrays are allocated once per call; the iteration allocates nothing.
  */
-import { SimdLbfgsVectors } from './simd.js';
+import { SimdLbfgsVectors, type KernelWorkspace } from './simd.js';
 
 /** Writes the gradient at `x` into `grad` and returns the objective value. */
 export type ObjectiveWithGradient = (x: Float64Array, grad: Float64Array) => number;
@@ -17,8 +17,8 @@ export interface LbfgsOptions {
   functionTol?: number;
   /** Number of correction pairs kept. Default 10 (as scipy). */
   memory?: number;
-  /** Keep the pairs in WebAssembly memory and sweep them with SIMD where available. Default true. */
-  simd?: boolean;
+  /** Keep the pairs in this kernel memory and sweep them with SIMD (null or absent: plain loops). */
+  kernels?: KernelWorkspace | null;
 }
 
 export interface LbfgsResult {
@@ -40,10 +40,11 @@ export function minimizeLbfgs(fg: ObjectiveWithGradient, x: Float64Array, opts: 
   const dim = x.length;
   const m = opts.memory ?? 10;
   const functionTol = opts.functionTol ?? 64 * Number.EPSILON;
-  const simd = opts.simd === false ? null : SimdLbfgsVectors.create(dim, m);
-  const Sv = simd ? simd.S : Array.from({ length: m }, () => new Float64Array(dim));
-  const Yv = simd ? simd.Y : Array.from({ length: m }, () => new Float64Array(dim));
-  const dir = simd ? simd.dir : new Float64Array(dim);
+  const simd = opts.kernels ? SimdLbfgsVectors.create(opts.kernels, dim, m) : null;
+  // The objective must not add regions to the workspace (growth would move these views).
+  const { S: Sv, Y: Yv, dir } = simd ? simd.vectors() : {
+    S: Array.from({ length: m }, () => new Float64Array(dim)), Y: Array.from({ length: m }, () => new Float64Array(dim)), dir: new Float64Array(dim),
+  };
   const rho = new Float64Array(m);
   const yy = new Float64Array(m);
   const alphas = new Float64Array(m);

@@ -16,13 +16,13 @@
  * X X^T; Q with orthonormal rows) and W = V Q the problem is the same logistic regression on the n x r rows of L,
  * with ||W|| = ||V||. Each objective evaluation then costs O(K n^2) instead of O(K n d); W is formed once at the
  * end. When n >= d the solver works on a centred copy of X. The Gram matrix, the Cholesky column steps, the
- * products of each evaluation and the final W run in WebAssembly SIMD where available (simd.ts), which copies the
- * rows into the kernel's memory.
+ * products of each evaluation and the final W run in WebAssembly SIMD where available (simd.ts): the fit opens one
+ * kernel workspace, copies the rows into it once, and each stage takes its own regions of it.
  */
 import { minimizeLbfgs } from './lbfgs.js';
 import { pivotedCholesky } from './cholesky.js';
 import { SoftmaxProblem } from './softmax-problem.js';
-import { simdCombineRows, simdGram } from './simd.js';
+import { KernelWorkspace, SimdRows, simdCombineRows, simdGram } from './simd.js';
 import { argmaxRows, checkFitArguments, checkPredictArguments, softmaxRows, stateArray, type Head, type HeadState } from './types.js';
 
 export interface LogisticRegressionOptions {
@@ -75,20 +75,30 @@ export class LogisticRegressionHead implements Head {
 
   fit(x: Float32Array, n: number, d: number, labels: Int32Array, numClasses: number): void {
     checkFitArguments(x, n, d, labels, numClasses);
+    const kernels = this.simd ? KernelWorkspace.open() : null;
+    try {
+      this.fitWith(kernels, x, n, d, labels, numClasses);
+    } finally {
+      kernels?.close();
+    }
+  }
+
+  private fitWith(kernels: KernelWorkspace | null, x: Float32Array, n: number, d: number, labels: Int32Array, numClasses: number): void {
     const K = numClasses;
     const invC = 1 / this.C;
-    const opts = { maxIter: this.maxIter, gradientTol: this.tol, simd: this.simd };
+    const opts = { maxIter: this.maxIter, gradientTol: this.tol, kernels };
     const coef = new Float64Array(K * d);
     const intercept = new Float64Array(K);
     if (n < d) {
       // Centring the rows is exact (W x + b = W (x - m) + (b + W m), and b is free) and removes the direction that
       // non-negative features share, which couples W with b: about a third fewer iterations.
-      const G = gram(x, n, d, this.simd);
+      const rows = kernels ? SimdRows.copy(kernels, x, n, d) : null;
+      const G = gram(x, n, d, rows);
       const rowMean = centerGram(G, n);
-      const { L, stride, piv, rank } = pivotedCholesky(G, n, this.simd);
+      const { L, stride, piv, rank } = pivotedCholesky(G, n, kernels);
       const rowLabels = new Int32Array(n);
       for (let i = 0; i < n; i++) rowLabels[i] = labels[piv[i]!]!;
-      const problem = new SoftmaxProblem(L, n, stride, rank, true, rowLabels, K, invC, this.simd);
+      const problem = new SoftmaxProblem(L, n, stride, rank, true, rowLabels, K, invC, kernels);
       const theta = new Float64Array(K * rank + K);
       const result = minimizeLbfgs((t, g) => problem.evaluate(t, g), theta, opts);
       // W = V Q with Q = L1^-1 Xc_p[0:r]: first A = V L1^-1 (solve A L1 = V), then W = A Xc_p[0:r].
@@ -115,7 +125,7 @@ export class LogisticRegressionHead implements Head {
         for (let i = 0; i < n; i++) { const a = weights[k * n + i]! - shift; weights[k * n + i] = a; wm += a * rowMean[i]!; }
         intercept[k] = theta[K * rank + k]! - wm;
       }
-      combineRows(coef, weights, K, x, n, d, this.simd);
+      combineRows(coef, weights, K, x, n, d, rows);
       this.objectiveValue = result.f;
       this.fitInfo = { iterations: result.iterations, evaluations: result.evaluations, gradientNorm: result.gradientNorm, stop: result.stop, rank };
     } else {
@@ -124,7 +134,7 @@ export class LogisticRegressionHead implements Head {
       for (let c = 0; c < d; c++) mean[c] = mean[c]! / n;
       const centred = new Float64Array(n * d);
       for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) centred[i * d + c] = x[i * d + c]! - mean[c]!;
-      const problem = new SoftmaxProblem(centred, n, d, d, false, labels, K, invC, this.simd);
+      const problem = new SoftmaxProblem(centred, n, d, d, false, labels, K, invC, kernels);
       const theta = new Float64Array(K * d + K);
       const result = minimizeLbfgs((t, g) => problem.evaluate(t, g), theta, opts);
       coef.set(theta.subarray(0, K * d));
@@ -189,12 +199,12 @@ export class LogisticRegressionHead implements Head {
 }
 
 /**
- * X X^T (n x n, float64) of the rows of x: the WebAssembly SIMD kernel where available, else this loop in 2 x 2
- * blocks so that each load feeds two products.
+ * X X^T (n x n, float64) of the rows of x: the WebAssembly SIMD kernel given the rows in kernel memory, else this
+ * loop in 2 x 2 blocks so that each load feeds two products.
  */
-export function gram(x: Float32Array, n: number, d: number, useSimd = true): Float64Array {
+export function gram(x: Float32Array, n: number, d: number, rows: SimdRows | null = null): Float64Array {
   const G = new Float64Array(n * n);
-  if (useSimd && simdGram(x, n, d, G)) return G;
+  if (rows) { simdGram(rows, G); return G; }
   for (let a = 0; a < n; a += 2) {
     const a1 = Math.min(a + 1, n - 1);
     const ao = a * d, a1o = a1 * d;
@@ -238,11 +248,11 @@ function centerGram(G: Float64Array, n: number): Float64Array {
 }
 
 /**
- * coef (K x d) = A (K x n) times the rows of x: the WebAssembly SIMD kernel where available, else four rows at a
- * time so that each coef entry is loaded and stored once per four multiply-adds.
+ * coef (K x d) = A (K x n) times the rows of x: the WebAssembly SIMD kernel given the rows in kernel memory, else
+ * four rows at a time so that each coef entry is loaded and stored once per four multiply-adds.
  */
-function combineRows(coef: Float64Array, A: Float64Array, K: number, x: Float32Array, n: number, d: number, useSimd: boolean): void {
-  if (useSimd && simdCombineRows(coef, A, K, x, n, d)) return;
+function combineRows(coef: Float64Array, A: Float64Array, K: number, x: Float32Array, n: number, d: number, rows: SimdRows | null): void {
+  if (rows) { simdCombineRows(rows, coef, A, K); return; }
   coef.fill(0);
   for (let k = 0; k < K; k++) {
     const w = k * d;

@@ -1,210 +1,276 @@
 /**
- * Calls into the WebAssembly SIMD kernels of the logistic-regression head (simd-kernels.ts): memory layout,
- * copies in and out. Several times faster than the scalar loops. Where WebAssembly SIMD is unavailable the
- * functions return false / null and the caller uses its scalar loops. Browser-safe.
+ * Calls into the WebAssembly SIMD kernels of the logistic-regression head (simd-kernels.ts): compiling the module
+ * once, the kernel memory a fit owns, copies in and out. Several times faster than the scalar loops. Where
+ * WebAssembly SIMD is unavailable, KernelWorkspace.open() returns null and the callers use their scalar loops.
+ * Browser-safe.
  */
-import { buildModule } from './simd-kernels.js';
+import { buildModule, type KernelExports } from './simd-kernels.js';
 
-type Kernel7 = (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => void;
-interface GramKernel {
-  gram: (x: number, n: number, d: number, g: number) => void;
-  scores: Kernel7;
-  gradient: Kernel7;
-  colDots: Kernel7;
-  combine: (x: number, n4: number, xRowBytes: number, A: number, K: number, W: number) => void;
-  axpyDot: (D: number, P: number, Q: number, lenBytes: number, c: number) => number;
-  memory: WebAssembly.Memory;
-}
-let compiled: WebAssembly.Module | null | undefined;
-let kernel: GramKernel | null | undefined;
-/** A second instance, with a memory of its own, for the L-BFGS vectors that live across objective evaluations. */
-let lbfgsKernel: GramKernel | null | undefined;
+/** The smallest module with a v128 value: it validates exactly where the engine supports WebAssembly SIMD. */
+const SIMD_PROBE = Uint8Array.from([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00,
+  0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, ...new Array<number>(16).fill(0), 0x0b,
+]);
 
-function instantiate(): GramKernel | null {
-  if (compiled === undefined) {
-    compiled = null;
-    try {
-      if (typeof WebAssembly === 'object') compiled = new WebAssembly.Module(buildModule() as BufferSource);
-    } catch {
-      compiled = null; // no SIMD support: callers fall back to scalar code
+/**
+ * Compiles a kernel module once. An engine without WebAssembly SIMD gets null silently (the heads' plain loops are
+ * the documented fallback); a module that does not compile where SIMD is supported is a defect, reported once
+ * through `warn`, and the heads fall back to their plain loops.
+ */
+export class KernelCompiler {
+  private compiled: WebAssembly.Module | null | undefined;
+  /** Why module() is null; empty while it is not. */
+  reason = '';
+
+  constructor(private readonly build: () => Uint8Array, private readonly warn: (message: string) => void) {}
+
+  module(): WebAssembly.Module | null {
+    if (this.compiled !== undefined) return this.compiled;
+    this.compiled = null;
+    if (typeof WebAssembly !== 'object' || !WebAssembly.validate(SIMD_PROBE)) {
+      this.reason = 'this JavaScript engine has no WebAssembly SIMD';
+      return null;
     }
+    try {
+      this.compiled = new WebAssembly.Module(this.build() as BufferSource);
+    } catch (err) {
+      this.reason = `the WebAssembly SIMD kernels did not compile (${err instanceof Error ? err.message : String(err)})`;
+      this.warn(`skd: ${this.reason}; the heads use their plain loops`);
+    }
+    return this.compiled;
   }
-  return compiled ? new WebAssembly.Instance(compiled, {}).exports as unknown as GramKernel : null;
 }
 
-function loadKernel(): GramKernel | null {
-  if (kernel === undefined) kernel = instantiate();
-  return kernel;
+const compiler = new KernelCompiler(buildModule, (message) => console.warn(message));
+/** Instances of the module whose workspaces were closed, for the next fits to reuse (memory only grows). */
+const idle: KernelExports[] = [];
+
+/** Whether the SIMD kernels are available, and why not when they are not. */
+export function simdStatus(): { available: boolean; reason: string } {
+  const available = compiler.module() !== null;
+  return { available, reason: compiler.reason };
 }
 
-/** Grows the kernel's memory to at least `bytes` (views made before a growth are detached). */
-function ensureBytes(k: GramKernel, bytes: number): void {
-  const pages = Math.ceil(bytes / 65536), have = k.memory.buffer.byteLength / 65536;
-  if (pages > have) k.memory.grow(pages - have);
-}
-
-/** Copies the n rows of x (n x d) into dst with rows `stride` apart, zero-filling the padding and the rows past n. */
-function copyRowsPadded(dst: Float32Array, x: Float32Array, n: number, d: number, stride: number): void {
-  if (stride === d) {
-    dst.set(x.subarray(0, n * d));
-  } else {
-    for (let i = 0; i < n; i++) { dst.set(x.subarray(i * d, (i + 1) * d), i * stride); dst.fill(0, i * stride + d, (i + 1) * stride); }
-  }
-  dst.fill(0, n * stride);
-}
-
-/** Whether the SIMD kernel is available (false, say, in an engine without WebAssembly SIMD). */
+/** Whether the SIMD kernels are available (false, say, in an engine without WebAssembly SIMD). */
 export function simdAvailable(): boolean {
-  return loadKernel() !== null;
+  return simdStatus().available;
 }
 
 /**
- * Writes X X^T of the n rows of x (n x d, row-major) into G (n x n, both triangles). Returns false, doing nothing,
- * when the SIMD kernel is unavailable.
+ * The kernel memory of one fit: an instance of the module that the fit has to itself, handed out in regions that
+ * never overlap. Memory grows as regions are added (which detaches earlier typed-array views; KernelRegion.view
+ * re-makes them). close() hands the instance back for a later fit; regions are unusable after it.
  */
-export function simdGram(x: Float32Array, n: number, d: number, G: Float64Array): boolean {
-  const k = loadKernel();
-  if (!k) return false;
-  const nPad = n + (n % 2);
-  const dPad = Math.ceil(d / 32) * 32;
-  const xBytes = nPad * dPad * 4;
-  const need = xBytes + nPad * nPad * 8;
-  ensureBytes(k, need);
-  copyRowsPadded(new Float32Array(k.memory.buffer, 0, nPad * dPad), x, n, d, dPad);
-  k.gram(0, nPad, dPad, xBytes);
-  const out = new Float64Array(k.memory.buffer, xBytes, nPad * nPad);
+export class KernelWorkspace {
+  private used = 0;
+  private closed = false;
+
+  private constructor(readonly kernels: KernelExports) {}
+
+  /** A workspace, or null where the SIMD kernels are unavailable. */
+  static open(): KernelWorkspace | null {
+    const module = compiler.module();
+    if (!module) return null;
+    return new KernelWorkspace(idle.pop() ?? (new WebAssembly.Instance(module, {}).exports as unknown as KernelExports));
+  }
+
+  get isOpen(): boolean { return !this.closed; }
+
+  /** A region of `length` float64 values, 16-byte aligned; zero-filled unless `zero` is false. */
+  f64(length: number, zero = true): KernelRegion<Float64Array> {
+    return this.region(length, 8, (buf, offset) => new Float64Array(buf, offset, length), zero);
+  }
+
+  /** A region of `length` float32 values, 16-byte aligned; zero-filled unless `zero` is false. */
+  f32(length: number, zero = true): KernelRegion<Float32Array> {
+    return this.region(length, 4, (buf, offset) => new Float32Array(buf, offset, length), zero);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    idle.push(this.kernels);
+  }
+
+  private region<T extends Float32Array | Float64Array>(length: number, bytesPer: number, view: (buf: ArrayBuffer, offset: number) => T, zero: boolean): KernelRegion<T> {
+    if (this.closed) throw new Error('kernel workspace: region requested after close()');
+    const offset = this.used;
+    this.used = offset + Math.ceil((length * bytesPer) / 16) * 16;
+    const memory = this.kernels.memory;
+    const pages = Math.ceil(this.used / 65536) - memory.buffer.byteLength / 65536;
+    if (pages > 0) memory.grow(pages);
+    const region = new KernelRegion(this, offset, view);
+    if (zero) region.view.fill(0);
+    return region;
+  }
+}
+
+/** Part of a workspace's memory, as a typed array. */
+export class KernelRegion<T extends Float32Array | Float64Array> {
+  private cached: T | null = null;
+
+  constructor(private readonly workspace: KernelWorkspace, readonly byteOffset: number, private readonly make: (buf: ArrayBuffer, offset: number) => T) {}
+
+  /** The region's values: a view re-made when the memory has grown since the last one (growth detaches views). */
+  get view(): T {
+    if (!this.workspace.isOpen) throw new Error('kernel workspace: region used after close()');
+    const buf = this.workspace.kernels.memory.buffer;
+    if (this.cached === null || this.cached.buffer !== buf) this.cached = this.make(buf, this.byteOffset);
+    return this.cached;
+  }
+}
+
+/**
+ * The support rows in kernel memory, for the Gram matrix and the final row combination: n4 rows (n rounded up
+ * to 4, zero past n) of `stride` float32 (d rounded up to 32, zero past d).
+ */
+export class SimdRows {
+  private constructor(readonly workspace: KernelWorkspace, readonly region: KernelRegion<Float32Array>, readonly n: number, readonly d: number, readonly n4: number, readonly stride: number) {}
+
+  static copy(workspace: KernelWorkspace, x: Float32Array, n: number, d: number): SimdRows {
+    const n4 = Math.ceil(n / 4) * 4, stride = Math.ceil(d / 32) * 32;
+    const region = workspace.f32(n4 * stride, false);
+    const dst = region.view;
+    if (stride === d) {
+      dst.set(x.subarray(0, n * d));
+    } else {
+      for (let i = 0; i < n; i++) { dst.set(x.subarray(i * d, (i + 1) * d), i * stride); dst.fill(0, i * stride + d, (i + 1) * stride); }
+    }
+    dst.fill(0, n * stride);
+    return new SimdRows(workspace, region, n, d, n4, stride);
+  }
+}
+
+/** Writes X X^T of the rows into G (n x n, both triangles). */
+export function simdGram(rows: SimdRows, G: Float64Array): void {
+  const { workspace, n, stride } = rows;
+  const nPad = n + (n % 2); // the kernel's 2 x 2 blocks; row n (when n is odd) is zero padding
+  const out = workspace.f64(nPad * nPad, false);
+  workspace.kernels.gram(rows.region.byteOffset, nPad, stride, out.byteOffset);
+  const g = out.view;
   for (let a = 0; a < n; a++) {
     for (let b = 0; b <= a; b++) {
-      const v = out[a * nPad + b]!;
+      const v = g[a * nPad + b]!;
       G[a * n + b] = v;
       G[b * n + a] = v;
     }
   }
-  return true;
+}
+
+/** coef (K x d) = A (K x n, row-major, float64) times the rows (float32). */
+export function simdCombineRows(rows: SimdRows, coef: Float64Array, A: Float64Array, K: number): void {
+  const { workspace, n, d, n4, stride } = rows;
+  const a = workspace.f64(K * n4);
+  const am = a.view;
+  for (let c = 0; c < K; c++) am.set(A.subarray(c * n, (c + 1) * n), c * n4);
+  const w = workspace.f64(K * stride, false);
+  workspace.kernels.combine(rows.region.byteOffset, n4, stride * 4, a.byteOffset, K, w.byteOffset);
+  const wm = w.view;
+  for (let c = 0; c < K; c++) coef.set(wm.subarray(c * stride, c * stride + d), c * d);
 }
 
 /**
  * Scores and gradient of the softmax objective for a fixed n x p design matrix F, in WebAssembly SIMD (float64).
- * The design is copied once into the kernel's memory, padded to an even width P; each evaluation copies V in and
- * the gradient out. Returns null when the kernel is unavailable.
+ * The design is copied once into kernel memory, padded to an even width P; each evaluation writes V into `V`,
+ * runs scores(), writes the residuals into `Z`, runs gradient() and reads `G`.
  */
 export class SimdSoftmaxProducts {
   private constructor(
-    private readonly k: GramKernel,
+    private readonly k: KernelExports,
     readonly n: number, readonly p: number, readonly K: number,
     private readonly P: number, private readonly Kpad: number, private readonly tri: number,
-    private readonly offsets: { F: number; V: number; Z: number; G: number },
-    /** Views into the kernel's memory, valid for this problem's lifetime (memory only grows at creation). */
-    readonly V: Float64Array, readonly Z: Float64Array, readonly G: Float64Array,
+    private readonly F: KernelRegion<Float64Array>, private readonly v: KernelRegion<Float64Array>,
+    private readonly z: KernelRegion<Float64Array>, private readonly g: KernelRegion<Float64Array>,
   ) {}
 
-  static create(F: Float32Array | Float64Array, n: number, cols: number, p: number, triangular: boolean, K: number): SimdSoftmaxProducts | null {
-    const k = loadKernel();
-    if (!k) return null;
+  static create(workspace: KernelWorkspace, F: Float32Array | Float64Array, n: number, cols: number, p: number, triangular: boolean, K: number): SimdSoftmaxProducts {
     const P = p + (p % 2), Kpad = K + (K % 2);
-    const F0 = 0, V0 = F0 + n * P * 8, Z0 = V0 + Kpad * P * 8, G0 = Z0 + n * Kpad * 8, end = G0 + Kpad * P * 8;
-    ensureBytes(k, end);
-    const buf = k.memory.buffer;
-    const Fm = new Float64Array(buf, F0, n * P);
-    Fm.fill(0);
+    const f = workspace.f64(n * P);
+    const Fm = f.view;
     for (let i = 0; i < n; i++) {
       const len = triangular ? Math.min(i + 1, p) : p;
       for (let c = 0; c < len; c++) Fm[i * P + c] = F[i * cols + c]!;
     }
-    const V = new Float64Array(buf, V0, Kpad * P);
-    V.fill(0);
-    return new SimdSoftmaxProducts(k, n, p, K, P, Kpad, triangular ? 1 : 0, { F: F0, V: V0, Z: Z0, G: G0 },
-      V, new Float64Array(buf, Z0, n * Kpad), new Float64Array(buf, G0, Kpad * P));
+    return new SimdSoftmaxProducts(workspace.kernels, n, p, K, P, Kpad, triangular ? 1 : 0,
+      f, workspace.f64(Kpad * P), workspace.f64(n * Kpad, false), workspace.f64(Kpad * P, false));
   }
 
   /** Row stride of Z (classes padded to even). */
   get zStride(): number { return this.Kpad; }
   /** Row stride of V and G (width padded to even). */
   get stride(): number { return this.P; }
+  /** Parameters (Kpad x P; rows k >= K and columns c >= p stay zero). */
+  get V(): Float64Array { return this.v.view; }
+  /** Scores, then residuals (n x Kpad; padding columns zero before gradient()). */
+  get Z(): Float64Array { return this.z.view; }
+  /** Gradient (Kpad x P). */
+  get G(): Float64Array { return this.g.view; }
 
-  /** Z = F V^T (V written into `V` by the caller, rows k < K, columns c < p). */
+  /** Z = F V^T. */
   scores(): void {
-    this.k.scores(this.offsets.F, this.n, this.P, this.tri, this.offsets.V, this.Kpad, this.offsets.Z);
+    this.k.scores(this.F.byteOffset, this.n, this.P, this.tri, this.v.byteOffset, this.Kpad, this.z.byteOffset);
   }
 
-  /** G = R^T F with the residuals R written into `Z` by the caller (padding columns zero). */
+  /** G = R^T F with the residuals R in Z. */
   gradient(): void {
-    this.k.gradient(this.offsets.F, this.n, this.P, this.tri, this.offsets.Z, this.Kpad, this.offsets.G);
+    this.k.gradient(this.F.byteOffset, this.n, this.P, this.tri, this.z.byteOffset, this.Kpad, this.g.byteOffset);
   }
 }
 
 /**
- * Workspace of a pivoted Cholesky factorisation in the kernel's memory: L (n rows, `stride` apart, a multiple of 4,
+ * Workspace of a pivoted Cholesky factorisation in kernel memory: L (n rows, `stride` apart, a multiple of 4,
  * zero-filled) and the column step's dot products.
  */
 export class SimdCholeskyColumns {
-  private constructor(private readonly k: GramKernel, readonly n: number, readonly stride: number, readonly L: Float64Array, readonly dots: Float64Array) {}
+  private constructor(private readonly k: KernelExports, readonly n: number, readonly stride: number, private readonly l: KernelRegion<Float64Array>, private readonly d: KernelRegion<Float64Array>) {}
 
-  static create(n: number): SimdCholeskyColumns | null {
-    const k = loadKernel();
-    if (!k) return null;
+  static create(workspace: KernelWorkspace, n: number): SimdCholeskyColumns {
     const stride = Math.ceil(n / 4) * 4;
-    const dotsOffset = n * stride * 8;
-    ensureBytes(k, dotsOffset + n * 8);
-    const L = new Float64Array(k.memory.buffer, 0, n * stride);
-    L.fill(0);
-    return new SimdCholeskyColumns(k, n, stride, L, new Float64Array(k.memory.buffer, dotsOffset, n));
+    return new SimdCholeskyColumns(workspace.kernels, n, stride, workspace.f64(n * stride), workspace.f64(n, false));
   }
+
+  get L(): Float64Array { return this.l.view; }
+  get dots(): Float64Array { return this.d.view; }
 
   /** dots[i] = L[i, 0:k] . L[k, 0:k] for i0 <= i < n (entries of L past column k-1 in these rows must be zero). */
   columnDots(k: number, i0: number): void {
     const lenBytes = Math.ceil(k / 4) * 32;
     const rowBytes = this.stride * 8;
-    this.k.colDots(0, rowBytes, lenBytes, k * rowBytes, i0, this.n, this.n * rowBytes);
+    const L0 = this.l.byteOffset;
+    this.k.colDots(L0, rowBytes, lenBytes, L0 + k * rowBytes, i0, this.n, this.d.byteOffset);
   }
-}
-
-/**
- * coef (K x d) = A (K x n, row-major, float64) times the n rows of x (n x d float32). Returns false, doing nothing,
- * when the SIMD kernel is unavailable.
- */
-export function simdCombineRows(coef: Float64Array, A: Float64Array, K: number, x: Float32Array, n: number, d: number): boolean {
-  const k = loadKernel();
-  if (!k) return false;
-  const n4 = Math.ceil(n / 4) * 4, d4 = Math.ceil(d / 4) * 4;
-  const xBytes = n4 * d4 * 4, aOffset = xBytes, wOffset = aOffset + K * n4 * 8;
-  ensureBytes(k, wOffset + K * d4 * 8);
-  const buf = k.memory.buffer;
-  copyRowsPadded(new Float32Array(buf, 0, n4 * d4), x, n, d, d4);
-  const am = new Float64Array(buf, aOffset, K * n4);
-  am.fill(0);
-  for (let c = 0; c < K; c++) am.set(A.subarray(c * n, (c + 1) * n), c * n4);
-  k.combine(0, n4, d4 * 4, aOffset, K, wOffset);
-  const wm = new Float64Array(buf, wOffset, K * d4);
-  for (let c = 0; c < K; c++) coef.set(wm.subarray(c * d4, c * d4 + d), c * d);
-  return true;
 }
 
 /**
  * The L-BFGS correction pairs and search direction in kernel memory (vectors padded to a multiple of 4 with zeros
- * that stay zero), and the fused two-loop sweep over them. One set at a time: creating another reuses the memory.
+ * that stay zero), and the fused two-loop sweep over them.
  */
 export class SimdLbfgsVectors {
-  private constructor(
-    private readonly k: GramKernel, private readonly lenBytes: number,
-    readonly S: Float64Array[], readonly Y: Float64Array[], readonly dir: Float64Array,
-  ) {}
+  private views: { S: Float64Array[]; Y: Float64Array[]; dir: Float64Array } | null = null;
 
-  static create(dim: number, m: number): SimdLbfgsVectors | null {
-    if (lbfgsKernel === undefined) lbfgsKernel = instantiate();
-    const k = lbfgsKernel;
-    if (!k) return null;
+  private constructor(private readonly k: KernelExports, private readonly region: KernelRegion<Float64Array>, private readonly dim: number, private readonly m: number, private readonly padded: number) {
+    this.dirOffset = region.byteOffset + 2 * m * padded * 8;
+  }
+
+  private readonly dirOffset: number;
+
+  static create(workspace: KernelWorkspace, dim: number, m: number): SimdLbfgsVectors {
     const padded = Math.ceil(dim / 4) * 4;
-    const bytes = padded * 8;
-    ensureBytes(k, (2 * m + 1) * bytes);
-    const buf = k.memory.buffer;
-    new Float64Array(buf, 0, (2 * m + 1) * padded).fill(0);
-    const at = (slot: number) => new Float64Array(buf, slot * bytes, dim);
-    return new SimdLbfgsVectors(k, bytes, Array.from({ length: m }, (_, i) => at(i)), Array.from({ length: m }, (_, i) => at(m + i)), at(2 * m));
+    return new SimdLbfgsVectors(workspace.kernels, workspace.f64((2 * m + 1) * padded), dim, m, padded);
+  }
+
+  /** S (m vectors), Y (m vectors) and dir, each `dim` long; the same arrays until the memory grows. */
+  vectors(): { S: Float64Array[]; Y: Float64Array[]; dir: Float64Array } {
+    const all = this.region.view;
+    if (this.views === null || this.views.dir.buffer !== all.buffer) {
+      const at = (slot: number) => all.subarray(slot * this.padded, slot * this.padded + this.dim);
+      this.views = { S: Array.from({ length: this.m }, (_, i) => at(i)), Y: Array.from({ length: this.m }, (_, i) => at(this.m + i)), dir: at(2 * this.m) };
+    }
+    return this.views;
   }
 
   /** dir += c * P, then returns Q . dir (P, Q: this object's vectors, or dir itself). */
   axpyDot(c: number, P: Float64Array, Q: Float64Array): number {
-    return this.k.axpyDot(this.dir.byteOffset, P.byteOffset, Q.byteOffset, this.lenBytes, c);
+    return this.k.axpyDot(this.dirOffset, P.byteOffset, Q.byteOffset, this.padded * 8, c);
   }
 }

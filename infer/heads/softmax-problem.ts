@@ -2,7 +2,7 @@
  * The logistic-regression head's objective as a function of its parameters: softmax cross-entropy over an n x p
  * design matrix plus the L2 penalty, with its gradient, for the L-BFGS solver. Browser-safe.
  */
-import { SimdSoftmaxProducts } from './simd.js';
+import { SimdSoftmaxProducts, type KernelWorkspace } from './simd.js';
 
 /**
  * The softmax objective over an n x p design matrix F (rows of length `cols`, of which a row i of a lower-triangular
@@ -22,19 +22,19 @@ export class SoftmaxProblem {
     private readonly labels: Int32Array,
     private readonly K: number,
     private readonly invC: number,
-    useSimd: boolean,
+    kernels: KernelWorkspace | null,
   ) {
     this.z = new Float64Array(n * K);
-    this.simd = useSimd ? SimdSoftmaxProducts.create(F, n, cols, p, triangular, K) : null;
+    this.simd = kernels ? SimdSoftmaxProducts.create(kernels, F, n, cols, p, triangular, K) : null;
   }
 
-  /** The two products in WebAssembly SIMD, where available. */
+  /** The two products in WebAssembly SIMD, given kernel memory. */
   private readonly simd: SimdSoftmaxProducts | null;
 
   /** The same objective with the products Z = F V^T and R^T F done by the SIMD kernels. */
   private evaluateSimd(s: SimdSoftmaxProducts, theta: Float64Array, grad: Float64Array): number {
     const { n, p, labels, K, invC } = this;
-    const P = s.stride, Ks = s.zStride, V = s.V, Z = s.Z, G = s.G;
+    const P = s.stride, Ks = s.zStride, V = s.V, Z = s.Z;
     const bOffset = K * p;
     for (let k = 0; k < K; k++) {
       const o = k * P, to = k * p;
@@ -54,6 +54,7 @@ export class SoftmaxProblem {
       for (let k = K; k < Ks; k++) Z[o + k] = 0;
     }
     s.gradient();
+    const G = s.G;
     let penalty = 0;
     for (let k = 0; k < K; k++) {
       const o = k * P, to = k * p;
