@@ -81,7 +81,7 @@ export async function trainGen0(options: TrainOptions & RunOptions, hooks: Train
       checkpointPath, state: start.state, step: gen0Step(model, sgd, config.gamma), hooks,
     };
     hooks.onStart?.({ generation: 0, model });
-    const initialValidation = !ckpt ? validate(args) : undefined;
+    const initialValidation = !ckpt ? await validate(args) : undefined;
     if (initialValidation) hooks.log?.(`gen0 before training: val ${initialValidation.ways}-way ${initialValidation.shots}-shot ${initialValidation.accuracy.toFixed(2)}%`);
     const history = await runEpochs(args);
     return { generation: 0, checkpoint: checkpointPath, config, history, initialValidation };

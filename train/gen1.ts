@@ -116,7 +116,7 @@ export async function trainGen1(options: TrainOptions & RunOptions, hooks: Train
         checkpointPath, state: start.state, step: gen1Step(teacher, student, sgd, config.kdT, config.gamma), hooks,
       };
       hooks.onStart?.({ generation, model: student, teacher });
-      const initialValidation = !ckpt ? validate(args) : undefined;
+      const initialValidation = !ckpt ? await validate(args) : undefined;
       if (initialValidation) hooks.log?.(`gen${generation} student before training (= its teacher): val ${initialValidation.accuracy.toFixed(2)}%`);
       const history = await runEpochs(args);
       results.push({ generation, checkpoint: checkpointPath, config, history, initialValidation });

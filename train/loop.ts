@@ -72,8 +72,8 @@ export interface EpochLoopArgs {
   hooks: TrainHooks;
 }
 
-/** Few-shot validation with the loop's settings (5-way 1-shot, episode i seeded with i). */
-export function validate(args: Pick<EpochLoopArgs, 'model' | 'val' | 'config' | 'normalization'>): ValidationRecord | undefined {
+/** Few-shot validation with the loop's settings (5-way 1-shot, episode i seeded with i; docs/method.md). */
+export async function validate(args: Pick<EpochLoopArgs, 'model' | 'val' | 'config' | 'normalization'>): Promise<ValidationRecord | undefined> {
   if (!args.val) return undefined;
   return fewShotValidate(args.model, args.val, {
     ways: 5, shots: 1, queries: 15, episodes: args.config.valEpisodes, seed: 0, normalization: args.normalization,
@@ -172,7 +172,7 @@ export async function runEpochs(args: EpochLoopArgs): Promise<EpochRecord[]> {
         imagesPerSecond: (done * batchSize) / trainSeconds,
       });
     }
-    const val = config.valEvery > 0 && (epoch % config.valEvery === 0 || epoch === config.epochs) ? validate(args) : undefined;
+    const val = config.valEvery > 0 && (epoch % config.valEvery === 0 || epoch === config.epochs) ? await validate(args) : undefined;
     const record: EpochRecord = {
       generation, epoch, lr, steps,
       loss: lossSum / steps,

@@ -43,7 +43,7 @@ function partsText(parts: Record<string, number>): string {
 
 /** One human-readable line summarising an epoch. */
 export function epochLine(r: EpochRecord, epochs: number): string {
-  const val = r.val ? ` | val ${r.val.ways}w${r.val.shots}s ${r.val.accuracy.toFixed(2)}% ±${r.val.ci95.toFixed(2)}` : '';
+  const val = r.val ? ` | val ${r.val.ways}w${r.val.shots}s ${r.val.accuracy.toFixed(2)}%${Number.isFinite(r.val.ci95) ? ` ±${r.val.ci95.toFixed(2)}` : ''}` : '';
   const rot = r.rotAcc !== undefined ? ` rot-acc ${r.rotAcc.toFixed(1)}%` : '';
   return `gen${r.generation} epoch ${r.epoch}/${epochs} lr ${r.lr.toPrecision(3)} | loss ${fmt(r.loss)} (${partsText(r.parts)}) acc ${r.acc.toFixed(1)}%${rot} | ${r.imagesPerSecond.toFixed(1)} img/s ${r.seconds.toFixed(1)} s${val}`;
 }

@@ -1,6 +1,6 @@
 /** Records shared by the training loop, the checkpoint format and callers such as the demo. Plain data. */
 
-/** Nearest-centroid few-shot accuracy on the val split, measured after an epoch. */
+/** Few-shot accuracy on the val split (the evaluator with the prototype head, docs/method.md), measured after an epoch. */
 export interface ValidationRecord {
   ways: number;
   shots: number;
@@ -8,7 +8,7 @@ export interface ValidationRecord {
   episodes: number;
   /** Mean per-episode accuracy in percent. */
   accuracy: number;
-  /** 95% half-width in percent (t quantile, n - 1). */
+  /** 95% half-width in percent (t quantile, n - 1); NaN for a single episode. */
   ci95: number;
 }
 
