@@ -1,5 +1,5 @@
 /**
- * The few-shot evaluation protocol (RFS / SKD `meta_test`, see REFERENCE.md):
+ * The few-shot evaluation protocol (RFS / SKD `meta_test`; docs/method.md, Few-shot evaluation):
  *
  * - episode i is drawn with numpy's MT19937 seeded with seed + i (data/episodes.ts): N classes, K support and Q
  *   query images per class;

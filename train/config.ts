@@ -1,6 +1,6 @@
 /**
  * Training configuration: the reference's hyperparameters in one place, the per-dataset recipes of
- * REFERENCE.md, and the model description a configuration implies.
+ * docs/method.md (Optimisation and schedules), and the model description a configuration implies.
  */
 import { UserError } from '../data/errors.js';
 import { paddingForSize, datasetImageSize, type DatasetName } from '../data/datasets.js';
@@ -57,7 +57,7 @@ export interface TrainConfig {
 interface RecipeEntry { epochs: number; lrDecayEpochs: number[]; gamma: number; learningRate: number }
 interface Recipe { gen0: RecipeEntry; gen1: RecipeEntry; note?: string }
 
-/** REFERENCE.md's table. tieredImageNet has no published Gen-1 recipe: miniImageNet's is used and said so. */
+/** The table of docs/method.md (Optimisation and schedules). tieredImageNet has no published Gen-1 recipe: miniImageNet's is used and said so. */
 export const RECIPES: Record<RecipeName, Recipe> = {
   'CIFAR-FS': { gen0: { epochs: 65, lrDecayEpochs: [60], gamma: 2, learningRate: 0.05 }, gen1: { epochs: 65, lrDecayEpochs: [60], gamma: 0.1, learningRate: 0.001 } },
   FC100: { gen0: { epochs: 65, lrDecayEpochs: [60], gamma: 2, learningRate: 0.05 }, gen1: { epochs: 8, lrDecayEpochs: [3], gamma: 0.2, learningRate: 0.001 } },

@@ -1,5 +1,5 @@
 /**
- * The SKD losses in TensorFlow.js ops (differentiable), exactly as REFERENCE.md states them.
+ * The SKD losses in TensorFlow.js ops (differentiable), exactly as docs/method.md (Gen-0 loss, Gen-1 loss) states them.
  *
  * Gen-0: L0 = CE(z, y_rep) + gamma * BCEWithLogits(r, onehot(rot)), both means over all 4B rows.
  * Gen-1: KD = T^2/B * sum_i KL(softmax(zt_i/T) || softmax(zs_i/T)) over the B unrotated rows,
