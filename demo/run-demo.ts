@@ -21,6 +21,7 @@ import type { TrainHooks } from '../train/progress.js';
 import type { EpochRecord } from '../train/types.js';
 import { DEMO_SIZES, type DemoSize, type DemoSizeName } from './sizes.js';
 import { renderCurvesSvg } from './plot.js';
+import { StepLosses, trainingCurvePanels } from './curves.js';
 import { findingsFor, renderMarkdown, renderTable, type DemoModel, type DemoReport, type EvalRow, type TrainSummary } from './report.js';
 
 export interface DemoOptions {
@@ -64,9 +65,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   };
 
   log(`[1/4] Gen-0: ${size.model} ${size.widths.join('-')} on toy (${size.imagesPerClass} images/class, 64 train classes), ${size.gen0Epochs} epochs`);
-  const gen0 = await trainGen0({ ...common, epochs: size.gen0Epochs, lrDecayEpochs: size.gen0Decay }, opts.hooks);
+  const steps = new StepLosses();
+  const hooks = steps.wrap(opts.hooks);
+  const gen0 = await trainGen0({ ...common, epochs: size.gen0Epochs, lrDecayEpochs: size.gen0Decay }, hooks);
   log(`[2/4] Gen-1: self-supervised distillation from Gen-0, ${size.gen1Epochs} epochs`);
-  const [gen1] = await trainGen1({ ...common, epochs: size.gen1Epochs, lrDecayEpochs: size.gen1Decay, pathT: gen0.checkpoint, generations: 1 }, opts.hooks);
+  const [gen1] = await trainGen1({ ...common, epochs: size.gen1Epochs, lrDecayEpochs: size.gen1Decay, pathT: gen0.checkpoint, generations: 1 }, hooks);
 
   log('[3/4] export: ONNX graphs of the untrained network, Gen-0 and Gen-1, each checked against TensorFlow.js');
   const paths: Record<DemoModel, string> = { untrained: join(out, 'untrained.onnx'), gen0: join(out, 'gen0.onnx'), gen1: join(out, 'gen1.onnx') };
@@ -104,19 +107,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     }
   }
 
-  // Gen-1 continues after Gen-0 on one epoch axis, so the curves read as one run.
-  const offset = gen0.history.length;
-  const series = (label: string, records: EpochRecord[], shift: number, pick: (r: EpochRecord) => number | undefined) => ({
-    label, points: records.map((r) => ({ x: r.epoch + shift, y: pick(r) ?? null })),
-  });
-  const both = (pick: (r: EpochRecord) => number | undefined) => [series('Gen-0', gen0.history, 0, pick), series('Gen-1', gen1.history, offset, pick)];
-  const svg = renderCurvesSvg([
-    { title: 'Gen-0 loss: CE + γ·BCE(rotation)', series: [series('total', gen0.history, 0, (r) => r.loss), series('CE', gen0.history, 0, (r) => r.parts.ce), series('BCE', gen0.history, 0, (r) => r.parts.ss)] },
-    { title: 'Gen-1 loss: KD + γ·L2/3', series: [series('total', gen1.history, offset, (r) => r.loss), series('KD', gen1.history, offset, (r) => r.parts.kd)] },
-    { title: 'training accuracy, unrotated images (%)', series: both((r) => r.acc) },
-    { title: 'val 5-way 1-shot, nearest centroid (%); epoch 0 = untrained', series: both((r) => r.val?.accuracy).map((s, i) => (
-      i === 0 && gen0.initialValidation ? { ...s, points: [{ x: 0, y: gen0.initialValidation.accuracy }, ...s.points] } : s)) },
-  ], 'skd demo: training curves on the toy dataset (Gen-1 continues after Gen-0)');
+  const svg = renderCurvesSvg(trainingCurvePanels(gen0, gen1, { trainClasses: 64, valWays: 5, steps }), 'skd demo: training curves on the toy dataset');
   const artefacts = {
     'gen0.onnx': paths.gen0, 'gen1.onnx': paths.gen1, 'untrained.onnx': paths.untrained,
     'gen0 checkpoint': gen0.checkpoint, 'gen1 checkpoint': gen1.checkpoint, 'training log': join(train, 'log.jsonl'),

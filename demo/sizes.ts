@@ -33,7 +33,7 @@ export const DEMO_SIZES: Record<DemoSizeName, DemoSize> = {
   },
   quick: {
     name: 'quick', model: 'resnet12', widths: [8, 16, 32, 64], imagesPerClass: 60, batchSize: 64,
-    gen0Epochs: 3, gen0Decay: [], gen1Epochs: 1, gen1Decay: [], maxStepsPerEpoch: 30, valEvery: 0, valEpisodes: 50,
+    gen0Epochs: 3, gen0Decay: [], gen1Epochs: 1, gen1Decay: [], maxStepsPerEpoch: 30, valEvery: 3, valEpisodes: 30,
     episodes: 200, shots: [1, 5], augSupport: 5,
   },
   tiny: {
