@@ -63,8 +63,8 @@ function queriesFor(set: ImageSet, opts: Pick<ValidationOptions, 'ways' | 'shots
   return queries;
 }
 
-/** The evaluator's options for a validation run (exported so that tests can run the same evaluation). */
-export function validationEvalOptions(model: TfModel, set: ImageSet, opts: ValidationOptions): EvalOptions {
+/** The evaluator's options for a validation run. */
+function validationEvalOptions(model: TfModel, set: ImageSet, opts: ValidationOptions): EvalOptions {
   return {
     extractor: modelFeatureSource(model, set.height),
     set, nWays: opts.ways, nShots: opts.shots, nQueries: queriesFor(set, opts), nTestRuns: opts.episodes,
