@@ -10,6 +10,8 @@ export interface GenerationCurves {
   history: EpochRecord[];
   /** Validation before the first epoch (Gen-0: the untrained network; Gen-1: the student, equal to its teacher). */
   initialValidation?: ValidationRecord;
+  /** The weight of the self-supervised term, to draw each loss part as its share of the total. */
+  config: { gamma: number };
 }
 
 /** Points per epoch of a per-step loss curve (steps are averaged in blocks to keep the line readable). */
@@ -35,8 +37,8 @@ export class StepLosses {
     this.previous = s;
   }
 
-  /** One generation's per-step values of `key`, averaged over blocks of steps, at epoch positions plus `shift`. */
-  series(generation: number, key: string, label: string, shift: number): Series | null {
+  /** One generation's per-step values of `key` times `scale`, averaged over blocks of steps, at epoch positions plus `shift`. */
+  series(generation: number, key: string, label: string, shift: number, scale = 1): Series | null {
     const rows = this.steps.filter((r) => r.generation === generation && Number.isFinite(r.values[key]));
     if (rows.length < 2) return null;
     const stepsPerEpoch = rows.filter((r) => r.x <= 1).length || rows.length;
@@ -44,7 +46,7 @@ export class StepLosses {
     const points: { x: number; y: number }[] = [];
     for (let i = 0; i < rows.length; i += block) {
       const chunk = rows.slice(i, i + block);
-      points.push({ x: chunk[chunk.length - 1]!.x + shift, y: chunk.reduce((a, r) => a + r.values[key]!, 0) / chunk.length });
+      points.push({ x: chunk[chunk.length - 1]!.x + shift, y: (scale * chunk.reduce((a, r) => a + r.values[key]!, 0)) / chunk.length });
     }
     return { label, points, markers: false };
   }
@@ -54,10 +56,19 @@ const epochSeries = (label: string, records: EpochRecord[], shift: number, pick:
   label, points: records.map((r) => ({ x: r.epoch + shift, y: pick(r) ?? null })),
 });
 
-/** The loss series of one generation: per step where recorded, else per epoch. */
-function lossSeries(steps: StepLosses | undefined, generation: number, records: EpochRecord[], shift: number, parts: [string, string][]): Series[] {
-  return [['loss', 'total'] as [string, string], ...parts].map(([key, label]) =>
-    steps?.series(generation, key, label, shift) ?? epochSeries(label, records, shift, (r) => (key === 'loss' ? r.loss : r.parts[key])));
+/**
+ * The loss series of one generation, per step where recorded, else per epoch: the total and each part times its
+ * weight in the total (so that the parts add up to it).
+ */
+function lossSeries(steps: StepLosses | undefined, generation: number, records: EpochRecord[], shift: number, parts: [key: string, label: string, weight: number][]): Series[] {
+  return [['loss', 'total', 1] as [string, string, number], ...parts].map(([key, label, weight]) =>
+    steps?.series(generation, key, label, shift, weight) ??
+    epochSeries(label, records, shift, (r) => (key === 'loss' ? r.loss : r.parts[key] === undefined ? undefined : weight * r.parts[key]!)));
+}
+
+function lossPanel(title: string, xLabel: string, series: Series[]): Panel {
+  const perStep = series.some((s) => s.markers === false);
+  return { title, xLabel, yLabel: 'loss', series, note: `the parts add up to the total; ${perStep ? 'means over blocks of training steps' : 'means over each epoch'}` };
 }
 
 /**
@@ -77,11 +88,11 @@ export function trainingCurvePanels(gen0: GenerationCurves, gen1: GenerationCurv
   const lastVal0 = [...gen0.history].reverse().find((r) => r.val)?.val;
   const chanceTrain = 100 / opts.trainClasses, chanceVal = 100 / opts.valWays;
   const fmt = (v: number) => v.toFixed(v < 10 ? 1 : 0);
+  const g0 = gen0.config.gamma, g1 = gen1.config.gamma;
   return [
-    { title: 'Gen-0 loss: CE + γ·BCE(rotation)', xLabel, yLabel: 'loss', note: 'mean over blocks of training steps',
-      series: lossSeries(opts.steps, 0, gen0.history, 0, [['ce', 'CE'], ['ss', 'BCE']]) },
-    { title: 'Gen-1 loss: KD + γ·L2/3', xLabel, yLabel: 'loss', note: 'mean over blocks of training steps',
-      series: lossSeries(opts.steps, gen1.history[0]?.generation ?? 1, gen1.history, offset, [['kd', 'KD'], ['l2', 'L2']]) },
+    lossPanel(`Gen-0 loss = CE + γ·BCE(rotation), γ = ${g0}`, xLabel, lossSeries(opts.steps, 0, gen0.history, 0, [['ce', 'CE', 1], ['ss', 'γ·BCE', g0]])),
+    lossPanel(`Gen-1 loss = KD + γ·L2/3, γ = ${g1}`, xLabel,
+      lossSeries(opts.steps, gen1.history[0]?.generation ?? 1, gen1.history, offset, [['kd', 'KD', 1], ['l2', 'γ·L2/3', g1 / 3]])),
     { title: `training accuracy, ${opts.trainClasses}-way (%)`, xLabel, yLabel: 'accuracy (%)',
       note: `all ${opts.trainClasses} training classes, augmented batches: chance is ${fmt(chanceTrain)}%`,
       reference: { y: chanceTrain, label: `chance ${fmt(chanceTrain)}%` },

@@ -11,9 +11,9 @@ const epoch = (generation: number, e: number, loss: number, acc: number, parts: 
 // The --quick shape: three Gen-0 epochs (validated at the last), one Gen-1 epoch.
 const gen0: GenerationCurves = {
   history: [epoch(0, 1, 5.6, 2.1, { ce: 4.2, ss: 0.7 }), epoch(0, 2, 4.9, 3.5, { ce: 3.7, ss: 0.6 }), epoch(0, 3, 4.5, 4.8, { ce: 3.4, ss: 0.55 }, 41.5)],
-  initialValidation: val(24.3),
+  initialValidation: val(24.3), config: { gamma: 2 },
 };
-const gen1: GenerationCurves = { history: [epoch(1, 1, 0.9, 4.4, { kd: 0.7, l2: 0.6 }, 42.8)], initialValidation: val(41.5) };
+const gen1: GenerationCurves = { history: [epoch(1, 1, 0.9, 4.4, { kd: 0.7, l2: 0.6 }, 42.8)], initialValidation: val(41.5), config: { gamma: 0.1 } };
 
 function steps(): StepLosses {
   const s = new StepLosses();
@@ -88,7 +88,8 @@ test('curves.svg: the accuracy panels say what chance is, and a panel without va
   assert.match(svg, /all 64 training classes, augmented batches: chance is 1\.6%/);
   assert.match(svg, /prototype head; epoch 0 = untrained; chance is 20%/);
   assert.equal([...svg.matchAll(/<line class="reference"/g)].length, 2);
-  const off = renderCurvesSvg(trainingCurvePanels({ history: gen0.history.map((r) => ({ ...r, val: undefined })) }, { history: gen1.history.map((r) => ({ ...r, val: undefined })) }, { trainClasses: 64, valWays: 5 }), 'x');
+  const off = renderCurvesSvg(trainingCurvePanels({ ...gen0, initialValidation: undefined, history: gen0.history.map((r) => ({ ...r, val: undefined })) },
+    { ...gen1, initialValidation: undefined, history: gen1.history.map((r) => ({ ...r, val: undefined })) }, { trainClasses: 64, valWays: 5 }), 'x');
   assert.match(off, /validation was off \(--val-every 0\)/);
   assert.doesNotMatch(off, /no data/);
 });
@@ -101,4 +102,15 @@ test('StepLosses recovers each step\'s value from the running means', () => {
   const series = s.series(0, 'loss', 'total', 0)!;
   assert.deepEqual(series.points.map((p) => +p.y!.toFixed(9)), values);
   assert.deepEqual(series.points.map((p) => p.x), [0.25, 0.5, 0.75, 1]);
+});
+
+test('the loss panels draw each part at its weight in the total', () => {
+  // Per epoch (no step records): Gen-1 epoch 1 has kd 0.7 and l2 0.6 with gamma 0.1, so γ·L2/3 = 0.02.
+  const panels = trainingCurvePanels(gen0, gen1, { trainClasses: 64, valWays: 5 });
+  const [loss0, loss1] = panels;
+  assert.deepEqual(loss0!.series.map((s) => s.label), ['total', 'CE', 'γ·BCE']);
+  assert.deepEqual(loss0!.series[2]!.points.map((p) => p.y), [1.4, 1.2, 1.1]);
+  assert.deepEqual(loss1!.series.map((s) => s.label), ['total', 'KD', 'γ·L2/3']);
+  assert.ok(Math.abs(loss1!.series[2]!.points[0]!.y! - 0.02) < 1e-12);
+  assert.match(loss1!.title, /γ = 0\.1/);
 });
