@@ -20,15 +20,34 @@ export interface AugmentOptions {
   normalization: Normalization;
 }
 
-/** lut[c * 256 + v] = (v / 255 - mean[c]) / std[c], as float32 like ToTensor + Normalize. */
-function normalizationTable(normalization: Normalization, channels: number): Float32Array {
+/**
+ * The one normalisation of skd (training, evaluation, serving, the page, the export check): x' = (x - mean) / std
+ * with x, mean and std rounded to float32 first, as torchvision's ToTensor + Normalize compute it on float32
+ * tensors; the quotient is rounded to float32 when stored.
+ */
+export function normalizeValue(x: number, mean: number, std: number): number {
+  return (Math.fround(x) - Math.fround(mean)) / Math.fround(std);
+}
+
+/** lut[c * 256 + v] = normalizeValue(v / 255, mean[c], std[c]), as float32. */
+export function normalizationTable(normalization: Normalization, channels = 3): Float32Array {
   const lut = new Float32Array(channels * 256);
   for (let c = 0; c < channels; c++) {
-    const mean = Math.fround(normalization.mean[c % 3]);
-    const std = Math.fround(normalization.std[c % 3]);
-    for (let v = 0; v < 256; v++) lut[c * 256 + v] = (Math.fround(v / 255) - mean) / std;
+    const mean = normalization.mean[c % 3];
+    const std = normalization.std[c % 3];
+    for (let v = 0; v < 256; v++) lut[c * 256 + v] = normalizeValue(v / 255, mean, std);
   }
   return lut;
+}
+
+/** Normalises float NHWC values already on the 0-1 scale (the export check's random images). */
+export function normalizeFloats(x: Float32Array, channels: number, normalization: Normalization): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const c = (i % channels) % 3;
+    out[i] = normalizeValue(x[i], normalization.mean[c], normalization.std[c]);
+  }
+  return out;
 }
 
 const tableCache = new WeakMap<Normalization, Float32Array[]>();
@@ -101,6 +120,70 @@ function colorJitter(px: Uint8Array, channels: number, jitter: number, rng: Rng,
   return pending;
 }
 
+/** RandomCrop padding of the reference: 4 for 32x32 images, 8 up to 84x84, then about a tenth of the side. */
+export function paddingForSize(size: number): number {
+  return size <= 32 ? 4 : size <= 84 ? 8 : Math.round(size / 10);
+}
+
+/**
+ * RandomCrop(size, padding) of the image at `src` into `tmp`: the top-left corner uniform in [0, 2*pad] of the
+ * zero-padded image (two draws, y then x; none when pad is 0).
+ */
+function randomCrop(images: Uint8Array, src: number, h: number, w: number, c: number, pad: number, rng: Rng, tmp: Uint8Array): void {
+  const imageSize = h * w * c;
+  const rowSize = w * c;
+  const dy = pad > 0 ? rng.randint(2 * pad + 1) - pad : 0;
+  const dx = pad > 0 ? rng.randint(2 * pad + 1) - pad : 0;
+  if (dy === 0 && dx === 0) {
+    tmp.set(images.subarray(src, src + imageSize));
+    return;
+  }
+  tmp.fill(0);
+  const x0 = Math.max(0, -dx);
+  const x1 = Math.min(w, w - dx);
+  for (let y = 0; y < h; y++) {
+    const sy = y + dy;
+    if (sy < 0 || sy >= h || x1 <= x0) continue;
+    const from = src + sy * rowSize + (x0 + dx) * c;
+    const to = y * rowSize + x0 * c;
+    const len = (x1 - x0) * c;
+    for (let i = 0; i < len; i++) tmp[to + i] = images[from + i];
+  }
+}
+
+/**
+ * The evaluation protocol's test-time augmentation of support images on uint8 RGB pixels (count x size x size x 3):
+ * `copies` rounds over the images in np.tile order (every image once, then again), each a random crop with zero
+ * padding paddingForSize(size) and a flip with probability 1/2. The draws are augmentBatch's with jitter 0 on the
+ * same indices, so `skd serve` and the page get the pixels that `skd eval` feeds for the same seed.
+ */
+export function augmentSupportPixels(pixels: Uint8Array, count: number, size: number, copies: number, rng: Rng): Uint8Array {
+  const imageSize = size * size * 3;
+  if (pixels.length !== count * imageSize) throw new RangeError(`augmentSupportPixels: ${pixels.length} bytes for ${count} images of ${size}x${size}x3`);
+  const pad = paddingForSize(size);
+  const out = new Uint8Array(count * copies * imageSize);
+  const tmp = new Uint8Array(imageSize);
+  const rowSize = size * 3;
+  for (let k = 0; k < count * copies; k++) {
+    randomCrop(pixels, (k % count) * imageSize, size, size, 3, pad, rng, tmp);
+    const o = k * imageSize;
+    if (rng.random() < 0.5) {
+      for (let y = 0; y < size; y++) {
+        for (let x = 0; x < size; x++) {
+          const s = y * rowSize + (size - 1 - x) * 3;
+          const d = o + y * rowSize + x * 3;
+          out[d] = tmp[s]!;
+          out[d + 1] = tmp[s + 1]!;
+          out[d + 2] = tmp[s + 2]!;
+        }
+      }
+    } else {
+      out.set(tmp, o);
+    }
+  }
+  return out;
+}
+
 /**
  * Augments the images at `indices` and returns them as float32 NHWC (indices.length x H x W x C), normalised.
  * Per image the draws are: crop offsets (y, x), then jitter order and factors, then the flip coin.
@@ -120,24 +203,7 @@ export function augmentBatch(set: ImageSet, indices: ArrayLike<number>, rng: Rng
   const images = set.images;
   for (let n = 0; n < indices.length; n++) {
     const src = indices[n] * imageSize;
-    // RandomCrop(size, padding): top-left corner uniform in [0, 2*pad] of the zero-padded image.
-    const dy = pad > 0 ? rng.randint(2 * pad + 1) - pad : 0;
-    const dx = pad > 0 ? rng.randint(2 * pad + 1) - pad : 0;
-    if (dy === 0 && dx === 0) {
-      tmp.set(set.images.subarray(src, src + imageSize));
-    } else {
-      tmp.fill(0);
-      const x0 = Math.max(0, -dx);
-      const x1 = Math.min(w, w - dx);
-      for (let y = 0; y < h; y++) {
-        const sy = y + dy;
-        if (sy < 0 || sy >= h || x1 <= x0) continue;
-        const from = src + sy * rowSize + (x0 + dx) * c;
-        const to = y * rowSize + x0 * c;
-        const len = (x1 - x0) * c;
-        for (let i = 0; i < len; i++) tmp[to + i] = images[from + i];
-      }
-    }
+    randomCrop(images, src, h, w, c, pad, rng, tmp);
     let lut = baseLut;
     if (opts.jitter > 0) {
       const table = colorJitter(tmp, c, opts.jitter, rng, pending, scratch);

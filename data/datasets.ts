@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { paddingForSize } from './augment.js';
 import { UserError } from './errors.js';
 import { loadImageFolder } from './folder.js';
 import { readNpzArray } from './npz.js';
@@ -45,13 +46,11 @@ export function datasetImageSize(name: DatasetName): number {
 
 /** RandomCrop padding of the reference: 4 for 32x32 images, 8 for 84x84. */
 export function datasetPadding(name: DatasetName): number {
-  return datasetImageSize(name) <= 32 ? 4 : 8;
+  return paddingForSize(datasetImageSize(name));
 }
 
-/** Padding for an arbitrary image size (folders at a custom size): the reference's ratio, about 1/10. */
-export function paddingForSize(size: number): number {
-  return size <= 32 ? 4 : size <= 84 ? 8 : Math.round(size / 10);
-}
+/** Padding for an arbitrary image size (folders at a custom size); one rule with the server and the page. */
+export { paddingForSize };
 
 const MINI_FILES: Record<string, string> = {
   train: 'miniImageNet_category_split_train_phase_train.pickle',

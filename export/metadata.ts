@@ -1,6 +1,7 @@
 /**
  * The metadata_props that make an exported file self-describing: evaluation, serving and the browser
- * read preprocessing and model facts from here and need nothing else.
+ * read preprocessing and model facts from here and need nothing else. The keys and the preprocessing entries
+ * belong to models/preprocessing.ts, which also reads them back.
  *
  * | key | value |
  * |---|---|
@@ -21,6 +22,7 @@
  * | skd.epoch | training epoch of the checkpoint, when known |
  */
 import type { Normalization } from '../data/types.js';
+import { SKD_KEYS, preprocessingMetadata } from '../models/preprocessing.js';
 import type { ModelSpec } from '../models/spec.js';
 import type { InputLayout, OutputName } from './graph.js';
 import { packageVersion } from './version.js';
@@ -40,25 +42,21 @@ export interface MetadataInput {
 
 export function buildMetadata(m: MetadataInput): Record<string, string> {
   const props: Record<string, string> = {
-    'skd.layout': m.layout,
-    'skd.image_size': String(m.spec.imageSize),
-    'skd.channel_order': 'rgb',
-    'skd.value_range': m.normalizationInGraph ? '0-1' : 'normalized',
-    'skd.mean': JSON.stringify(m.normalization.mean),
-    'skd.std': JSON.stringify(m.normalization.std),
-    'skd.normalization_in_graph': String(m.normalizationInGraph),
-    'skd.feature_dim': String(m.spec.featureDim),
-    'skd.arch': m.spec.arch,
-    'skd.widths': JSON.stringify(m.spec.widths),
-    'skd.num_classes': String(m.spec.numClasses),
-    'skd.dataset': m.dataset ?? '',
-    'skd.spec_version': String(m.spec.specVersion),
-    'skd.version': packageVersion(),
-    'skd.training_config': JSON.stringify(m.trainingConfig ?? {}),
-    'skd.outputs': JSON.stringify(m.outputs),
-    'skd.input': m.spec.input,
+    ...preprocessingMetadata({
+      layout: m.layout, size: m.spec.imageSize, mean: m.normalization.mean, std: m.normalization.std,
+      normalizationInGraph: m.normalizationInGraph, inputName: m.spec.input,
+    }),
+    [SKD_KEYS.featureDim]: String(m.spec.featureDim),
+    [SKD_KEYS.arch]: m.spec.arch,
+    [SKD_KEYS.widths]: JSON.stringify(m.spec.widths),
+    [SKD_KEYS.numClasses]: String(m.spec.numClasses),
+    [SKD_KEYS.dataset]: m.dataset ?? '',
+    [SKD_KEYS.specVersion]: String(m.spec.specVersion),
+    [SKD_KEYS.version]: packageVersion(),
+    [SKD_KEYS.trainingConfig]: JSON.stringify(m.trainingConfig ?? {}),
+    [SKD_KEYS.outputs]: JSON.stringify(m.outputs),
   };
-  if (m.epoch !== undefined) props['skd.epoch'] = String(m.epoch);
+  if (m.epoch !== undefined) props[SKD_KEYS.epoch] = String(m.epoch);
   for (const [key, value] of Object.entries(m.extra ?? {})) {
     if (key in props) throw new Error(`metadata key ${key} is written by the exporter and cannot be replaced`);
     props[key] = value;

@@ -16,10 +16,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
 import { UserError } from '../data/errors.js';
 import { Rng } from '../data/rng.js';
-import type { FloatTensor, Normalization } from '../data/types.js';
+import { normalizeFloats } from '../data/augment.js';
+import type { FloatTensor } from '../data/types.js';
+import { PreprocessingError, SKD_KEYS, resolvePreprocessing, type Preprocessing } from '../models/preprocessing.js';
+import { readOnnxInfo } from '../infer/onnx-metadata.js';
 import type { ModelSpec, NamedWeights } from '../models/spec.js';
 import { TfModel } from '../models/tfjs.js';
-import { readOnnxModelInfo } from '../proto/read.js';
 import { selectBackend } from '../train/backend.js';
 import { OUTPUT_NAMES, type OutputName } from './graph.js';
 
@@ -65,24 +67,6 @@ export interface VerifyReport {
 
 const TF_OUTPUT: Record<OutputName, 'features' | 'logits' | 'rotLogits'> = { features: 'features', logits: 'logits', rot_logits: 'rotLogits' };
 
-function parseNormalization(meta: Record<string, string>): Normalization {
-  try {
-    const mean = JSON.parse(meta['skd.mean']) as number[];
-    const std = JSON.parse(meta['skd.std']) as number[];
-    if (mean.length === 3 && std.length === 3) return { mean: mean as Normalization['mean'], std: std as Normalization['std'] };
-  } catch { /* reported below */ }
-  throw new UserError('the ONNX file lacks valid skd.mean / skd.std metadata');
-}
-
-function normalizeNhwc(pixels: Float32Array, channels: number, norm: Normalization): Float32Array {
-  const out = new Float32Array(pixels.length);
-  for (let i = 0; i < pixels.length; i++) {
-    const c = i % channels;
-    out[i] = (pixels[i] - norm.mean[c]) / norm.std[c];
-  }
-  return out;
-}
-
 function nhwcToNchw(x: Float32Array, n: number, h: number, w: number, c: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let i = 0; i < n; i++) for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) for (let k = 0; k < c; k++) {
@@ -101,13 +85,22 @@ async function ensureBackend(choice: 'cpu' | 'wasm' | undefined): Promise<string
 export async function verifyExport(opts: VerifyOptions): Promise<VerifyReport> {
   const { spec } = opts;
   const tolerance = opts.tolerance ?? DEFAULT_TOLERANCE;
-  const info = readOnnxModelInfo(opts.onnx);
-  const meta = info.metadata;
+  const info = readOnnxInfo(opts.onnx);
   const outputs = info.outputs.map((o) => o.name).filter((n): n is OutputName => (OUTPUT_NAMES as readonly string[]).includes(n));
   if (outputs.length === 0) throw new UserError('the ONNX file has none of the outputs features, logits, rot_logits');
-  const layout = meta['skd.layout'] === 'nhwc' ? 'nhwc' : 'nchw';
-  const baked = meta['skd.normalization_in_graph'] === 'true';
-  const norm = parseNormalization(meta);
+  // TensorFlow.js always takes normalised images, so the recorded mean/std are needed even when the graph normalises.
+  if (info.metadata[SKD_KEYS.mean] === undefined || info.metadata[SKD_KEYS.std] === undefined) {
+    throw new UserError(`the ONNX file lacks ${SKD_KEYS.mean} / ${SKD_KEYS.std} metadata`);
+  }
+  let p: Preprocessing;
+  try {
+    p = resolvePreprocessing('the exported ONNX file', info, { outputName: outputs[0] }).preprocessing;
+  } catch (err) {
+    if (err instanceof PreprocessingError) throw new UserError(err.message);
+    throw err;
+  }
+  const { layout, normalizationInGraph: baked } = p;
+  const norm = { mean: p.mean, std: p.std };
   const size = spec.imageSize;
   const c = spec.inputChannels;
   const perImage = size * size * c;
@@ -140,7 +133,7 @@ export async function verifyExport(opts: VerifyOptions): Promise<VerifyReport> {
     for (let start = 0; start < total; start += batchSize) {
       const n = Math.min(batchSize, total - start);
       const batch = pixels.subarray(start * perImage, (start + n) * perImage);
-      const normalized = normalizeNhwc(batch, c, norm);
+      const normalized = normalizeFloats(batch, c, norm);
       const expected = tf.tidy(() => {
         const out = model.forward(tf.tensor4d(normalized, [n, size, size, c]), false);
         return outputs.map((o) => out[TF_OUTPUT[o]].dataSync() as Float32Array);
@@ -148,7 +141,7 @@ export async function verifyExport(opts: VerifyOptions): Promise<VerifyReport> {
       const fed = baked ? Float32Array.from(batch) : normalized;
       const onnxInput = layout === 'nchw' ? nhwcToNchw(fed, n, size, size, c) : fed;
       const dims = layout === 'nchw' ? [n, c, size, size] : [n, size, size, c];
-      const result = await session.run({ [info.inputs[0].name]: new ort.Tensor('float32', onnxInput, dims) });
+      const result = await session.run({ [p.inputName]: new ort.Tensor('float32', onnxInput, dims) });
       outputs.forEach((o, k) => {
         const a = result[o].data as Float32Array;
         const b = expected[k];

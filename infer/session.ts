@@ -7,27 +7,18 @@
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
+import { normalizePixels } from '../data/augment.js';
 import { UserError } from '../data/errors.js';
 import type { Normalization } from '../data/types.js';
-import { readOnnxMetadataProps } from './onnx-metadata.js';
+import {
+  FEATURES_OUTPUT, PreprocessingError, SKD_KEYS, inputNormalization, resolvePreprocessing, type GraphDescription, type Preprocessing,
+} from '../models/preprocessing.js';
+import { readOnnxInfo } from './onnx-metadata.js';
+
+export type { Preprocessing } from '../models/preprocessing.js';
 
 export type Device = 'auto' | 'cpu' | 'cuda';
 export const DEVICES: readonly Device[] = ['auto', 'cpu', 'cuda'];
-
-export interface Preprocessing {
-  /** Layout of the image input: NCHW (PyTorch, skd export default) or NHWC. */
-  layout: 'nchw' | 'nhwc';
-  /** Input height = width in pixels. */
-  size: number;
-  channelOrder: 'rgb';
-  /** Per-channel mean and std on the 0-1 scale. */
-  mean: [number, number, number];
-  std: [number, number, number];
-  /** True when the graph normalises itself (feed pixels / 255); false when it takes (pixels / 255 - mean) / std. */
-  normalizationInGraph: boolean;
-  inputName: string;
-  outputName: string;
-}
 
 export interface OpenOptions {
   /** Default 'auto'. */
@@ -43,12 +34,6 @@ export interface OpenOptions {
   /** Where the one-line provider fallback notice goes. Default: stderr. */
   log?: (line: string) => void;
 }
-
-/** Preprocessing keys in metadata_props (see export/metadata.ts). */
-const META = {
-  layout: 'skd.layout', size: 'skd.image_size', channelOrder: 'skd.channel_order', mean: 'skd.mean', std: 'skd.std',
-  inGraph: 'skd.normalization_in_graph', valueRange: 'skd.value_range', featureDim: 'skd.feature_dim', input: 'skd.input',
-} as const;
 
 let fallbackNoticeShown = false;
 
@@ -81,17 +66,17 @@ export class FeatureExtractor {
       if (code === 'EISDIR') throw new UserError(`${modelPath} is a directory, expected an ONNX file`);
       throw new UserError(`cannot read ${modelPath}: ${(err as Error).message}`);
     }
-    let metadata: Record<string, string>;
+    let graph: GraphDescription;
     try {
-      metadata = readOnnxMetadataProps(bytes);
+      graph = readOnnxInfo(bytes);
     } catch (err) {
       throw new UserError(`${modelPath} is not an ONNX model (${(err as Error).message})`);
     }
     const { session, provider } = await createSession(modelPath, bytes, device, opts.threads, opts.log);
     try {
-      const preprocessing = resolvePreprocessing(modelPath, session, metadata, opts);
-      const featureDim = await probeFeatureDim(modelPath, session, preprocessing, metadata);
-      return new FeatureExtractor(session, preprocessing, featureDim, metadata, provider, modelPath);
+      const preprocessing = resolveForSession(modelPath, graph, session, opts);
+      const featureDim = await probeFeatureDim(modelPath, session, preprocessing, graph.metadata);
+      return new FeatureExtractor(session, preprocessing, featureDim, graph.metadata, provider, modelPath);
     } catch (err) {
       await session.release();
       throw err;
@@ -100,8 +85,7 @@ export class FeatureExtractor {
 
   /** The normalisation to apply to pixels / 255 before feeding (identity when the graph normalises itself). */
   inputNormalization(): Normalization {
-    const p = this.preprocessing;
-    return p.normalizationInGraph ? { mean: [0, 0, 0], std: [1, 1, 1] } : { mean: p.mean, std: p.std };
+    return inputNormalization(this.preprocessing);
   }
 
   /**
@@ -145,12 +129,7 @@ export class FeatureExtractor {
     if (pixels.length !== count * size * size * 3) {
       throw new RangeError(`extractPixels: ${pixels.length} bytes for ${count} images of ${size}x${size}x3`);
     }
-    const { mean, std } = this.inputNormalization();
-    const lut = new Float32Array(3 * 256);
-    for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = (Math.fround(v / 255) - mean[c]) / std[c];
-    const images = new Float32Array(pixels.length);
-    for (let i = 0; i < pixels.length; i++) images[i] = lut[(i % 3) * 256 + pixels[i]!]!;
-    return this.extract(images, count, opts);
+    return this.extract(normalizePixels(pixels, count, this.inputNormalization()), count, opts);
   }
 
   async close(): Promise<void> {
@@ -196,77 +175,20 @@ function firstLine(s: string): string {
   return s.split('\n')[0]!.trim();
 }
 
-function parseTriple(value: string, key: string, modelPath: string): [number, number, number] {
-  let parsed: unknown;
-  try { parsed = JSON.parse(value); } catch { parsed = null; }
-  if (!Array.isArray(parsed) || parsed.length !== 3 || !parsed.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-    throw new UserError(`${modelPath}: metadata ${key} = ${value} is not a JSON array of 3 numbers`);
+/** The shared resolver (models/preprocessing.ts) on the file's graph, checked against what the session loaded. */
+function resolveForSession(modelPath: string, graph: GraphDescription, session: ort.InferenceSession, opts: OpenOptions): Preprocessing {
+  const flags = { ...opts.overrides, ...(opts.output !== undefined ? { outputName: opts.output } : {}) };
+  let p: Preprocessing;
+  try {
+    p = resolvePreprocessing(modelPath, graph, flags, opts.defaults).preprocessing;
+  } catch (err) {
+    if (err instanceof PreprocessingError) throw new UserError(err.message);
+    throw err;
   }
-  return parsed as [number, number, number];
-}
-
-function resolvePreprocessing(modelPath: string, session: ort.InferenceSession, meta: Record<string, string>, opts: OpenOptions): Preprocessing {
-  const over = opts.overrides ?? {};
-  const dflt = opts.defaults ?? {};
-  const inputs = session.inputNames;
-  const outputs = session.outputNames;
-
-  const inputName = over.inputName ?? meta[META.input] ?? (inputs.length === 1 ? inputs[0]! : 'images');
-  if (!inputs.includes(inputName)) {
-    throw new UserError(`${modelPath} has no input '${inputName}'; its inputs are: ${inputs.join(', ')}`);
+  if (!session.inputNames.includes(p.inputName)) {
+    throw new UserError(`${modelPath} has no input '${p.inputName}'; its inputs are: ${session.inputNames.join(', ')}`);
   }
-  const outputName = opts.output ?? over.outputName ?? (outputs.includes('features') ? 'features' : outputs.length === 1 ? outputs[0]! : 'features');
-  if (!outputs.includes(outputName)) {
-    throw new UserError(`${modelPath} has no output '${outputName}'; its outputs are: ${outputs.join(', ')} (choose one with --output)`);
-  }
-
-  const inputMeta = session.inputMetadata[inputs.indexOf(inputName)];
-  const shape = inputMeta && inputMeta.isTensor ? inputMeta.shape : [];
-  if (inputMeta && inputMeta.isTensor && inputMeta.type !== 'float32') {
-    throw new UserError(`${modelPath}: input '${inputName}' takes ${inputMeta.type}, expected float32 images`);
-  }
-  const shapeLayout = shape.length === 4 ? (shape[1] === 3 ? 'nchw' : shape[3] === 3 ? 'nhwc' : undefined) : undefined;
-  const metaLayout = meta[META.layout];
-  if (metaLayout !== undefined && metaLayout !== 'nchw' && metaLayout !== 'nhwc') {
-    throw new UserError(`${modelPath}: metadata ${META.layout} = '${metaLayout}', expected nchw or nhwc`);
-  }
-  const layout = over.layout ?? (metaLayout as 'nchw' | 'nhwc' | undefined) ?? shapeLayout ?? dflt.layout;
-  if (!layout) throw new UserError(`${modelPath}: cannot tell the input layout (no ${META.layout} metadata); pass --layout nchw or nhwc`);
-
-  if (shape.length === 4) {
-    const channels = layout === 'nchw' ? shape[1] : shape[3];
-    if (typeof channels === 'number' && channels !== 3) {
-      throw new UserError(`${modelPath}: input '${inputName}' has shape [${shape.join(', ')}], which is not ${layout} with 3 channels (check --layout)`);
-    }
-  }
-  const spatial = shape.length === 4 ? (layout === 'nchw' ? [shape[2], shape[3]] : [shape[1], shape[2]]) : [];
-  const shapeSize = typeof spatial[0] === 'number' && spatial[0] === spatial[1] ? spatial[0] : undefined;
-  const metaSize = meta[META.size] !== undefined ? Number(meta[META.size]) : undefined;
-  const size = over.size ?? metaSize ?? shapeSize ?? dflt.size;
-  if (size === undefined || !Number.isInteger(size) || size < 1) {
-    throw new UserError(`${modelPath}: cannot tell the input image size (no ${META.size} metadata); pass --size`);
-  }
-  if (shape.length === 4) {
-    for (const s of spatial) {
-      if (typeof s === 'number' && s !== size) throw new UserError(`${modelPath}: input '${inputName}' has shape [${shape.join(', ')}] but the image size is ${size}`);
-    }
-  } else if (shape.length !== 0) {
-    throw new UserError(`${modelPath}: input '${inputName}' has shape [${shape.join(', ')}], expected a 4-d image batch`);
-  }
-
-  const channelOrder = meta[META.channelOrder] ?? 'rgb';
-  if (channelOrder !== 'rgb') throw new UserError(`${modelPath}: channel order '${channelOrder}' is not supported (expected rgb)`);
-  const mean = over.mean ?? (meta[META.mean] !== undefined ? parseTriple(meta[META.mean], META.mean, modelPath) : dflt.mean);
-  const std = over.std ?? (meta[META.std] !== undefined ? parseTriple(meta[META.std], META.std, modelPath) : dflt.std);
-  const metaInGraph = meta[META.inGraph] !== undefined ? meta[META.inGraph] === 'true' : meta[META.valueRange] === '0-1' ? true : undefined;
-  const normalizationInGraph = over.normalizationInGraph ?? metaInGraph ?? dflt.normalizationInGraph ?? false;
-  if (!normalizationInGraph && (!mean || !std)) {
-    throw new UserError(`${modelPath}: no normalisation in the metadata (${META.mean}, ${META.std}); pass --mean and --std`);
-  }
-  if (std && std.some((s) => !(s > 0))) throw new UserError(`std must be positive, got [${std.join(', ')}]`);
-  return {
-    layout, size, channelOrder: 'rgb', mean: mean ?? [0, 0, 0], std: std ?? [1, 1, 1], normalizationInGraph, inputName, outputName,
-  };
+  return p;
 }
 
 /** Runs one blank image to learn (and check) the width of the feature output. */
@@ -285,9 +207,9 @@ async function probeFeatureDim(modelPath: string, session: ort.InferenceSession,
     throw new UserError(`${modelPath}: output '${p.outputName}' is ${out.type} [${shape.join(', ')}] per image; a head needs float32 features [batch, D] (choose another with --output)`);
   }
   const dim = shape[1]!;
-  const metaDim = meta[META.featureDim];
-  if (metaDim !== undefined && p.outputName === 'features' && Number(metaDim) !== dim) {
-    throw new UserError(`${modelPath}: metadata says ${META.featureDim} = ${metaDim} but output '${p.outputName}' has ${dim} values`);
+  const metaDim = meta[SKD_KEYS.featureDim];
+  if (metaDim !== undefined && p.outputName === FEATURES_OUTPUT && Number(metaDim) !== dim) {
+    throw new UserError(`${modelPath}: metadata says ${SKD_KEYS.featureDim} = ${metaDim} but output '${p.outputName}' has ${dim} values`);
   }
   out.dispose();
   return dim;

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { augmentBatch } from '../data/augment.js';
+import { augmentBatch, augmentSupportPixels, normalizePixels, paddingForSize } from '../data/augment.js';
+import { tileSupport } from '../data/episodes.js';
 import { Rng } from '../data/rng.js';
-import type { ImageSet } from '../data/types.js';
-import { augmentPixels } from '../infer/server/augment.js';
+import type { ImageSet, Normalization } from '../data/types.js';
 import { ExtractionBatcher, QueueFullError, BatcherClosedError } from '../infer/server/batcher.js';
 import { HttpError } from '../infer/server/errors.js';
 import { decodeImages } from '../infer/server/images.js';
@@ -113,20 +113,24 @@ test('metrics render in the Prometheus text format', () => {
   for (const line of text.trim().split('\n')) assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{.*\})? [-+0-9.eInfNa]+)$/, line);
 });
 
-test('support augmentation draws exactly what the evaluator draws (data/augment.ts, same seed)', () => {
-  const size = 32;
-  const count = 3;
-  const pixels = new Uint8Array(count * size * size * 3);
-  for (let i = 0; i < count; i++) pixels.set(syntheticImage(size, [40 * i, 90, 200], i), i * size * size * 3);
-  const copies = 4;
-  const ours = augmentPixels(pixels, count, size, copies, new Rng(7));
-  const set: ImageSet = { name: 't', split: 't', images: pixels, count, height: size, width: size, channels: 3, labels: new Int32Array(count), classNames: ['a'], originalIds: [0] };
-  const indices = Array.from({ length: count * copies }, (_, k) => Math.floor(k / copies));
-  // Normalising with mean 0 and std 1/255 leaves the pixel values themselves.
-  const theirs = augmentBatch(set, indices, new Rng(7), { padding: 4, flip: true, jitter: 0, normalization: { mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] } });
-  assert.equal(ours.length, theirs.length);
-  for (let i = 0; i < ours.length; i++) assert.ok(Math.abs(ours[i]! - theirs[i]!) < 1e-3, `value ${i}: ${ours[i]} vs ${theirs[i]}`);
-  assert.notDeepEqual(Array.from(ours.subarray(0, size * size * 3)), Array.from(pixels.subarray(0, size * size * 3)));
+test('eval and serve augment support images into the same pixels for the same seed at 32, 48, 84 and 128 px', () => {
+  const normalization = { mean: [0.5071, 0.4867, 0.4408], std: [0.2675, 0.2565, 0.2761] } as const satisfies Normalization;
+  for (const size of [32, 48, 84, 128]) {
+    const count = 3;
+    const copies = 4;
+    const pixels = new Uint8Array(count * size * size * 3);
+    for (let i = 0; i < count; i++) pixels.set(syntheticImage(size, [40 * i, 90, 200], i), i * size * size * 3);
+    const set: ImageSet = { name: 'folder', split: 't', images: pixels, count, height: size, width: size, channels: 3, labels: new Int32Array(count), classNames: ['a'], originalIds: [0] };
+    // skd eval: the episode's support tiled as np.tile does, cropped with the dataset rule's padding (infer/evaluate.ts).
+    const episode = { index: 0, supportIdx: Int32Array.from([0, 1, 2]), supportLabels: Int32Array.from([0, 1, 2]), queryIdx: new Int32Array(0), queryLabels: new Int32Array(0) };
+    const tiled = tileSupport(episode as unknown as Parameters<typeof tileSupport>[0], copies);
+    const evaluated = augmentBatch(set, tiled.indices, new Rng(7), { padding: paddingForSize(size), flip: true, jitter: 0, normalization });
+    // skd serve: the decoded support pixels, augmented, then normalised by the extractor.
+    const served = normalizePixels(augmentSupportPixels(pixels, count, size, copies, new Rng(7)), count * copies, normalization);
+    assert.deepEqual(served, evaluated, `${size} px`);
+    assert.notDeepEqual(served.subarray(0, size * size * 3), normalizePixels(pixels.subarray(0, size * size * 3), 1, normalization), `${size} px: augmented`);
+  }
+  assert.deepEqual([32, 48, 84, 128].map(paddingForSize), [4, 8, 8, 13]);
 });
 
 test('images decode from PNG, JPEG, WebP and raw arrays (resized to cover), and bad ones name the field', async () => {

@@ -1,18 +1,32 @@
 /**
- * Unit tests of the browser demo's DOM-free modules (ONNX metadata reader, preprocessing, classifier). web/src is
- * outside the Node build, so each module is bundled here with esbuild, as the page's build does, and imported.
+ * Unit tests of the browser demo's DOM-free modules (preprocessing, classifier) and of the modules it shares with
+ * Node. web/src is its own TypeScript project (web/tsconfig.json, referenced by the root one), so its types come
+ * from there; its code is bundled here with esbuild, as the page's build does, and imported.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import * as esbuild from 'esbuild';
+import { normalizePixels } from '../data/augment.js';
 import { exportOnnx } from '../export/onnx.js';
-import { createHead, type Head } from '../infer/heads/index.js';
+import { validateRecord } from '../infer/classifier-record.js';
+import { createHead } from '../infer/heads/index.js';
 import { l2NormalizeRows } from '../infer/features.js';
+import { readOnnxInfo } from '../infer/onnx-metadata.js';
+import { FeatureExtractor, nhwcToNchw } from '../infer/session.js';
+import { ClassifierStore } from '../infer/server/store.js';
+import { sha256Hex } from '../infer/sha256.js';
 import { initWeights } from '../models/init.js';
+import type { PreprocessingFlags } from '../models/preprocessing.js';
 import { resnet12Spec } from '../models/spec.js';
+import type { ClassifierState, ModelIdentity } from '../web/src/classifier.js';
+
+type PreprocessingModule = typeof import('../web/src/preprocessing.js');
+type ClassifierModule = typeof import('../web/src/classifier.js');
 
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -30,41 +44,65 @@ async function importWebModule<T>(name: string): Promise<T> {
   return (await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`)) as T;
 }
 
-type Shape = (number | string | null)[] | null;
-interface OnnxInfo { metadata: Record<string, string>; inputs: { name: string; shape: Shape }[]; outputs: { name: string; shape: Shape }[] }
-interface Preprocessing { inputName: string; layout: string; imageSize: number; mean: number[]; std: number[]; normalizationInGraph: boolean; featureDim: number | null; arch: string | null; channelOrder: string; outputName: string; assumed: string[] }
-interface OnnxInfoModule { readOnnxInfo(bytes: Uint8Array): OnnxInfo }
-interface PreprocessingModule {
-  resolvePreprocessing(info: OnnxInfo, overrides: Record<string, unknown>): Preprocessing;
-  overridesFromParams(params: URLSearchParams): Record<string, unknown>;
-  pixelsToInput(rgba: Uint8ClampedArray, p: Preprocessing, out: Float32Array, offset: number): void;
-  ModelUnusableError: new (message: string) => Error;
-}
-interface ModelIdentity { id: string; featureDim: number; arch: string | null }
-interface ClassifierState { model: ModelIdentity; classes: { id: string; name: string; pictures: { id: string; thumbnail: string; features: Float32Array }[] }[] }
-interface ClassifierModule {
-  readiness(state: ClassifierState): { kind: string; message?: string };
-  checkClassName(state: ClassifierState, name: string): string;
-  fitHead(state: ClassifierState): Head;
-  classProbabilities(head: Head, features: Float32Array, dim: number): Float32Array;
-  serializeClassifier(state: ClassifierState): string;
-  parseClassifier(text: string, model: ModelIdentity, fileName: string): ClassifierState;
-  modelFingerprint(bytes: Uint8Array): string;
-}
-
 const CIFAR = { mean: [0.5071, 0.4867, 0.4408], std: [0.2675, 0.2565, 0.2761] } as { mean: [number, number, number]; std: [number, number, number] };
 const spec = resnet12Spec({ widths: [8, 16, 32, 64], numClasses: 5, imageSize: 32 });
 const exported = exportOnnx({ spec, weights: initWeights(spec, 3), outputs: ['features', 'logits'], normalization: CIFAR, layout: 'nhwc', bakeNormalization: true });
+const plain = exportOnnx({ spec, weights: initWeights(spec, 3), outputs: ['features', 'logits'], normalization: CIFAR });
 const foreign = readFileSync(join(ROOT, 'test', 'fixtures', 'models', 'resnet12_w8-16-32-64_pytorch.onnx'));
+const work = mkdtempSync(join(tmpdir(), 'skd-web-units-'));
+after(() => rmSync(work, { recursive: true, force: true }));
 
-test('the page reads metadata_props and graph inputs/outputs from the ONNX bytes', async () => {
-  const { readOnnxInfo } = await importWebModule<OnnxInfoModule>('onnx-info');
+// ---- Protobuf helpers: replace a model's metadata_props, rename a graph name ----
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) { out.push((n % 0x80) | 0x80); n = Math.floor(n / 0x80); }
+  out.push(n);
+  return out;
+}
+function lengthDelimited(field: number, payload: Uint8Array): Uint8Array {
+  return Uint8Array.from([...varint(field * 8 + 2), ...varint(payload.length), ...payload]);
+}
+/** The model with its metadata_props (field 14) replaced by `props`; fields may come in any order in protobuf. */
+function withMetadata(bytes: Uint8Array, props: Record<string, string>): Uint8Array {
+  const kept: Uint8Array[] = [];
+  let pos = 0;
+  const readVarint = (): number => {
+    let result = 0, scale = 1;
+    for (;;) { const b = bytes[pos++]!; result += (b & 0x7f) * scale; if (b < 0x80) return result; scale *= 128; }
+  };
+  while (pos < bytes.length) {
+    const start = pos;
+    const tag = readVarint();
+    const wire = tag % 8;
+    if (wire === 0) readVarint();
+    else if (wire === 2) { const length = readVarint(); pos += length; }
+    else if (wire === 1) pos += 8;
+    else if (wire === 5) pos += 4;
+    if (Math.floor(tag / 8) !== 14) kept.push(bytes.subarray(start, pos));
+  }
+  const enc = new TextEncoder();
+  for (const [k, v] of Object.entries(props)) {
+    kept.push(lengthDelimited(14, Uint8Array.from([...lengthDelimited(1, enc.encode(k)), ...lengthDelimited(2, enc.encode(v))])));
+  }
+  return Buffer.concat(kept);
+}
+/** Replaces every occurrence of an ASCII name with another of the same length: a valid model with a renamed value. */
+function rename(bytes: Uint8Array, from: string, to: string): Uint8Array {
+  assert.equal(from.length, to.length);
+  const buffer = Buffer.from(bytes);
+  const needle = Buffer.from(from);
+  for (let i = buffer.indexOf(needle); i !== -1; i = buffer.indexOf(needle, i + 1)) buffer.write(to, i);
+  return buffer;
+}
+
+test('the metadata reader reads metadata_props, inputs (initializers left out), outputs and element types', () => {
   const info = readOnnxInfo(exported);
   assert.equal(info.metadata['skd.layout'], 'nhwc');
   assert.equal(info.metadata['skd.image_size'], '32');
   assert.equal(info.metadata['skd.normalization_in_graph'], 'true');
-  assert.deepEqual(JSON.parse(info.metadata['skd.mean']), CIFAR.mean);
-  assert.deepEqual(info.inputs.map((i) => [i.name, i.shape]), [['images', ['batch', 32, 32, 3]]]);
+  assert.deepEqual(JSON.parse(info.metadata['skd.mean']!), CIFAR.mean);
+  assert.deepEqual(info.inputs.map((i) => [i.name, i.shape, i.elemType]), [['images', ['batch', 32, 32, 3], 1]]);
   assert.deepEqual(info.outputs.map((o) => [o.name, o.shape]), [['features', ['batch', 64]], ['logits', ['batch', 5]]]);
 
   const torch = readOnnxInfo(foreign);
@@ -76,81 +114,166 @@ test('the page reads metadata_props and graph inputs/outputs from the ONNX bytes
   assert.throws(() => readOnnxInfo(exported.subarray(0, exported.length - 1000)), /truncated/);
 });
 
-test('preprocessing comes from metadata, else from overrides and the input shape with the assumptions listed', async () => {
-  const { readOnnxInfo } = await importWebModule<OnnxInfoModule>('onnx-info');
-  const { resolvePreprocessing, overridesFromParams, ModelUnusableError } = await importWebModule<PreprocessingModule>('preprocessing');
-  const own = resolvePreprocessing(readOnnxInfo(exported), {});
+/** Each case: a model (bytes), the flags, and what both sides must answer: a preprocessing or the same refusal. */
+const FOREIGN_FLAGS: PreprocessingFlags = { mean: CIFAR.mean, std: CIFAR.std };
+const TABLE: { name: string; bytes: Uint8Array; flags?: PreprocessingFlags; error?: RegExp; expect?: Partial<Record<string, unknown>> }[] = [
+  { name: 'exported', bytes: plain, expect: { layout: 'nchw', size: 32, normalizationInGraph: false, outputName: 'features', mean: CIFAR.mean } },
+  { name: 'exported-baked', bytes: exported, expect: { layout: 'nhwc', size: 32, normalizationInGraph: true } },
+  { name: 'no-metadata', bytes: foreign, error: /no-metadata: no normalisation in the metadata \(skd\.mean, skd\.std\); pass --mean and --std/ },
+  { name: 'no-metadata-described', bytes: foreign, flags: FOREIGN_FLAGS, expect: { layout: 'nchw', size: 32, mean: CIFAR.mean } },
+  { name: 'bgr', bytes: withMetadata(plain, { ...readOnnxInfo(plain).metadata, 'skd.channel_order': 'bgr' }), error: /skd\.channel_order = 'bgr' is not supported \(expected rgb\)/ },
+  { name: 'bad-layout', bytes: withMetadata(plain, { ...readOnnxInfo(plain).metadata, 'skd.layout': 'chw' }), error: /skd\.layout = 'chw', expected nchw or nhwc/ },
+  { name: 'wrong-size', bytes: withMetadata(plain, { ...readOnnxInfo(plain).metadata, 'skd.image_size': '84' }), error: /has shape \[batch, 3, 32, 32\] but the image size is 84/ },
+  { name: 'bad-mean', bytes: withMetadata(plain, { ...readOnnxInfo(plain).metadata, 'skd.mean': '[1,2]' }), error: /metadata skd\.mean = \[1,2\]: must be three numbers/ },
+  { name: 'zero-std', bytes: withMetadata(plain, { ...readOnnxInfo(plain).metadata, 'skd.std': '[0,1,1]' }), error: /metadata skd\.std = \[0,1,1\]: must be positive/ },
+  { name: 'value-range-only', bytes: withMetadata(foreign, { 'skd.value_range': '0-1' }), expect: { normalizationInGraph: true, mean: [0, 0, 0] } },
+  { name: 'flag-wins', bytes: plain, flags: { mean: [0.5, 0.5, 0.5] }, expect: { mean: [0.5, 0.5, 0.5], std: CIFAR.std } },
+  { name: 'no-features', bytes: rename(plain, 'features', 'embedded'), error: /has no output 'features'; its outputs are: embedded, logits \(choose one with --output\)/ },
+  { name: 'chosen-output', bytes: rename(plain, 'features', 'embedded'), flags: { outputName: 'embedded' }, expect: { outputName: 'embedded' } },
+  {
+    name: 'only-output', bytes: rename(exportOnnx({ spec, weights: initWeights(spec, 3), normalization: CIFAR }), 'features', 'embedded'),
+    expect: { outputName: 'embedded' },
+  },
+];
+
+test('the page and Node resolve the same preprocessing, and refuse the same graphs with the same message', async () => {
+  const page = await importWebModule<PreprocessingModule>('preprocessing');
+  for (const c of TABLE) {
+    const path = join(work, c.name);
+    writeFileSync(path, c.bytes);
+    let nodeResult: unknown, pageResult: unknown;
+    try {
+      const fx = await FeatureExtractor.open(path, { device: 'cpu', threads: 1, overrides: c.flags });
+      nodeResult = fx.preprocessing;
+      await fx.close();
+    } catch (err) {
+      nodeResult = { error: (err as Error).message, kind: (err as Error).name };
+    }
+    try {
+      pageResult = page.resolveForPage(path, readOnnxInfo(c.bytes), c.flags ?? {}).preprocessing;
+    } catch (err) {
+      assert.ok(err instanceof page.ModelUnusableError, `${c.name}: the page shows a refusal as its own message, got ${String(err)}`);
+      pageResult = { error: (err as Error).message, kind: 'UserError' };
+    }
+    assert.deepEqual(pageResult, nodeResult, c.name);
+    if (c.error) assert.match((nodeResult as { error: string }).error, c.error, c.name);
+    else for (const [k, v] of Object.entries(c.expect ?? {})) assert.deepEqual((nodeResult as Record<string, unknown>)[k], v, `${c.name}: ${k}`);
+  }
+});
+
+test('the page reads its URL parameters under the command-line flags\' names', async () => {
+  const { overridesFromParams } = await importWebModule<PreprocessingModule>('preprocessing');
   assert.deepEqual(
-    [own.inputName, own.outputName, own.layout, own.imageSize, own.normalizationInGraph, own.featureDim, own.arch, own.assumed],
-    ['images', 'features', 'nhwc', 32, true, 64, 'resnet12', []],
+    overridesFromParams(new URLSearchParams('layout=nchw&size=32&mean=0.5,0.5,0.5&std=[0.25,0.25,0.25]&output=embedding&inGraph=false')),
+    { layout: 'nchw', size: 32, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], normalizationInGraph: false, outputName: 'embedding' },
   );
-
-  const torchInfo = readOnnxInfo(foreign);
-  const guessed = resolvePreprocessing(torchInfo, {});
-  assert.deepEqual([guessed.layout, guessed.imageSize, guessed.mean, guessed.normalizationInGraph], ['nchw', 32, CIFAR.mean, false]);
-  assert.equal(guessed.assumed.length, 4);
-  const described = resolvePreprocessing(torchInfo, overridesFromParams(new URLSearchParams('layout=nchw&size=32&mean=0.5,0.5,0.5&std=[0.25,0.25,0.25]')));
-  assert.deepEqual([described.mean, described.std, described.assumed], [[0.5, 0.5, 0.5], [0.25, 0.25, 0.25], []]);
-
   assert.throws(() => overridesFromParams(new URLSearchParams('layout=chw')), /layout should be nchw or nhwc/);
   assert.throws(() => overridesFromParams(new URLSearchParams('mean=1,2')), /mean should be three numbers/);
   assert.throws(() => overridesFromParams(new URLSearchParams('size=-3')), /image size should be a whole number/);
-  const noFeatures = { ...torchInfo, outputs: torchInfo.outputs.filter((o) => o.name !== 'features') };
-  assert.throws(() => resolvePreprocessing(noFeatures, {}), (err: unknown) => err instanceof ModelUnusableError && /no "features" output \(its outputs: logits, rot_logits\)/.test((err as Error).message));
+  assert.throws(() => overridesFromParams(new URLSearchParams('std=1,0,1')), /std must be positive/);
 });
 
-test('pixels become the input tensor in either layout, normalised unless the graph does it', async () => {
-  const { readOnnxInfo } = await importWebModule<OnnxInfoModule>('onnx-info');
-  const { resolvePreprocessing, pixelsToInput } = await importWebModule<PreprocessingModule>('preprocessing');
-  const base = resolvePreprocessing(readOnnxInfo(foreign), {});
-  const p = { ...base, imageSize: 2 };
-  // 2x2 RGBA: pixel i has R = 10 i, G = 100, B = 255, alpha ignored.
-  const rgba = new Uint8ClampedArray([0, 100, 255, 9, 10, 100, 255, 9, 20, 100, 255, 9, 30, 100, 255, 9]);
-  const nchw = new Float32Array(13);
+test('the page feeds exactly the values Node feeds: one normalisation (float32 mean/std), either layout', async () => {
+  const { resolveForPage, pixelsToInput } = await importWebModule<PreprocessingModule>('preprocessing');
+  const size = 4;
+  const rgb = Uint8Array.from({ length: size * size * 3 }, (_, i) => (i * 37) % 256);
+  const rgba = new Uint8ClampedArray(size * size * 4);
+  for (let i = 0; i < size * size; i++) rgba.set([rgb[3 * i]!, rgb[3 * i + 1]!, rgb[3 * i + 2]!, 9], 4 * i);
+  const p = { ...resolveForPage('m', readOnnxInfo(plain), {}).preprocessing, size };
+  const nodeNhwc = normalizePixels(rgb, 1, p);
+  const nodeNchw = new Float32Array(nodeNhwc.length);
+  nhwcToNchw(nodeNhwc, nodeNchw, 1, size, size, 3);
+  const nchw = new Float32Array(1 + nodeNchw.length);
   pixelsToInput(rgba, p, nchw, 1);
   assert.equal(nchw[0], 0);
-  assert.ok(Math.abs(nchw[1 + 2] - (20 / 255 - CIFAR.mean[0]) / CIFAR.std[0]) < 1e-6, 'R plane, pixel 2');
-  assert.ok(Math.abs(nchw[1 + 4] - (100 / 255 - CIFAR.mean[1]) / CIFAR.std[1]) < 1e-6, 'G plane first');
-  const nhwc = new Float32Array(12);
-  pixelsToInput(rgba, { ...p, layout: 'nhwc', normalizationInGraph: true }, nhwc, 0);
-  assert.deepEqual(Array.from(nhwc.subarray(3, 6)), [10 / 255, 100 / 255, 1].map(Math.fround));
+  assert.deepEqual(nchw.subarray(1), nodeNchw);
+  const nhwc = new Float32Array(nodeNhwc.length);
+  pixelsToInput(rgba, { ...p, layout: 'nhwc' }, nhwc, 0);
+  assert.deepEqual(nhwc, nodeNhwc);
+  // mean and std are rounded to float32 before use (as torchvision computes on float32 tensors).
+  const v = Math.fround(rgb[0]! / 255);
+  assert.equal(nhwc[0], Math.fround((v - Math.fround(CIFAR.mean[0])) / Math.fround(CIFAR.std[0])));
+  const baked = new Float32Array(nodeNhwc.length);
+  pixelsToInput(rgba, { ...p, layout: 'nhwc', normalizationInGraph: true }, baked, 0);
+  assert.deepEqual(Array.from(baked.subarray(0, 3)), Array.from(rgb.subarray(0, 3), (x) => Math.fround(x / 255)));
 });
 
-test('the classifier fits the evaluator\'s logistic-regression head and round-trips through its file format', async () => {
-  const c = await importWebModule<ClassifierModule>('classifier');
-  const model: ModelIdentity = { id: c.modelFingerprint(exported), featureDim: 3, arch: 'resnet12' };
-  assert.notEqual(c.modelFingerprint(exported), c.modelFingerprint(foreign));
-  const state: ClassifierState = { model, classes: [] };
-  assert.equal(c.readiness(state).kind, 'no-classes');
-  state.classes.push({ id: 'a', name: 'cats', pictures: [] });
-  assert.equal(c.readiness(state).kind, 'too-few');
-  assert.throws(() => c.checkClassName(state, '  Cats '), /already a class named “Cats”/);
-  assert.throws(() => c.checkClassName(state, '   '), /Give the class a name/);
-  state.classes.push({ id: 'b', name: c.checkClassName(state, ' dogs '), pictures: [] });
+test('SHA-256 of the page agrees with node:crypto (the model identity both sides record)', () => {
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000]) {
+    const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 131 + 7) % 256);
+    assert.equal(sha256Hex(bytes), createHash('sha256').update(bytes).digest('hex'), `${n} bytes`);
+  }
+  assert.equal(sha256Hex(exported), createHash('sha256').update(exported).digest('hex'));
+});
+
+function readyState(c: ClassifierModule, model: ModelIdentity): ClassifierState {
+  const state: ClassifierState = { model, name: c.DEFAULT_CLASSIFIER_NAME, classes: [], importedHead: null };
+  state.classes.push({ id: 'a', name: 'cats', pictures: [] }, { id: 'b', name: 'dogs', pictures: [] });
   const rows = [[1, 0.1, 0], [0.9, 0, 0.2], [0, 1, 0.1], [0.1, 0.8, 0]];
-  rows.forEach((r, i) => state.classes[i < 2 ? 0 : 1].pictures.push({ id: `p${i}`, thumbnail: 'data:image/jpeg;base64,AA==', features: Float32Array.from(r) }));
-  assert.match(String(c.readiness({ model, classes: [state.classes[0]] }).message), /at least 2 classes/);
+  rows.forEach((r, i) => state.classes[i < 2 ? 0 : 1]!.pictures.push({ id: `p${i}`, thumbnail: 'data:image/jpeg;base64,AA==', features: Float32Array.from(r) }));
+  return state;
+}
+
+test('the classifier fits the evaluator\'s logistic-regression head and round-trips through the record format', async () => {
+  const c = await importWebModule<ClassifierModule>('classifier');
+  const model: ModelIdentity = { sha256: sha256Hex(exported), featureDim: 3, arch: 'resnet12' };
+  const empty: ClassifierState = { model, name: 'classifier', classes: [], importedHead: null };
+  assert.equal(c.readiness(empty).kind, 'no-classes');
+  empty.classes.push({ id: 'a', name: 'cats', pictures: [] });
+  assert.equal(c.readiness(empty).kind, 'too-few');
+  assert.throws(() => c.checkClassName(empty, '  Cats '), /already a class named “Cats”/);
+  assert.throws(() => c.checkClassName(empty, '   '), /Give the class a name/);
+  const state = readyState(c, model);
+  assert.match(String((c.readiness({ ...state, classes: [state.classes[0]!] }) as { message?: string }).message), /at least 2 classes/);
   assert.equal(c.readiness(state).kind, 'ready');
 
   const query = Float32Array.from([0.7, 0.2, 0.1]);
   const probabilities = c.classProbabilities(c.fitHead(state), query, 3);
   // The same head fitted directly, as the evaluator does: L2-normalised rows, C = 1.
-  const x = Float32Array.from(rows.flat());
+  const x = Float32Array.from(state.classes.flatMap((k) => k.pictures.flatMap((p) => Array.from(p.features))));
   l2NormalizeRows(x, 4, 3);
   const direct = createHead('logreg', { C: 1 });
   direct.fit(x, 4, 3, Int32Array.from([0, 0, 1, 1]), 2);
   const q = Float32Array.from(query);
   l2NormalizeRows(q, 1, 3);
   assert.deepEqual(Array.from(probabilities), Array.from(direct.predictProba(q, 1)));
-  assert.ok(probabilities[0] > 0.5);
+  assert.ok(probabilities[0]! > 0.5);
 
   const text = c.serializeClassifier(state);
+  const record = validateRecord(JSON.parse(text));
+  assert.deepEqual([record.format, record.labels, record.headKind, record.modelSha256, record.supportImages], ['skd-classifier', ['cats', 'dogs'], 'logreg', model.sha256, 4]);
   const back = c.parseClassifier(text, model, 'saved.json');
   assert.deepEqual(back.classes.map((k) => [k.name, k.pictures.map((p) => Array.from(p.features))]), state.classes.map((k) => [k.name, k.pictures.map((p) => Array.from(p.features))]));
-  assert.throws(() => c.parseClassifier(text, { ...model, id: 'other' }, 'saved.json'), /“saved\.json” was made with another model/);
+  assert.equal(back.importedHead, null);
+  assert.throws(() => c.parseClassifier(text, { ...model, sha256: '0'.repeat(64) }, 'saved.json'), /“saved\.json” was made with another model/);
   assert.throws(() => c.parseClassifier('{', model, 'x.json'), /not a saved classifier \(it is not JSON\)/);
-  assert.throws(() => c.parseClassifier('{"format": "other"}', model, 'x.json'), /expected "format": "skd-web-classifier"/);
-  const broken = JSON.parse(text) as { classes: { pictures: { features: unknown[] }[] }[] };
-  broken.classes[1].pictures[0].features = [1, 2];
-  assert.throws(() => c.parseClassifier(JSON.stringify(broken), model, 'x.json'), /picture 1 of “dogs” does not have 3 feature values/);
+  assert.throws(() => c.parseClassifier('{"format": "other"}', model, 'x.json'), /“x\.json” is not a usable classifier: format: must be "skd-classifier"/);
+  const broken = JSON.parse(text) as { support: { features: unknown[] }[] };
+  broken.support[3]!.features = [1, 2];
+  assert.throws(() => c.parseClassifier(JSON.stringify(broken), model, 'x.json'), /support\[3\]\.features: must be 3 finite numbers/);
+});
+
+test('a classifier saved by the page loads in skd serve\'s store, and a server record (no pictures) loads in the page', async () => {
+  const c = await importWebModule<ClassifierModule>('classifier');
+  const model: ModelIdentity = { sha256: sha256Hex(exported), featureDim: 3, arch: 'resnet12' };
+  const state = readyState(c, model);
+  const dir = mkdtempSync(join(work, 'store-'));
+  writeFileSync(join(dir, 'classifier.json'), c.serializeClassifier(state));
+  const store = await ClassifierStore.open(dir);
+  assert.deepEqual(store.skipped, []);
+  const stored = store.get('classifier')!;
+  assert.deepEqual(stored.labels, ['cats', 'dogs']);
+
+  // A record as skd serve writes it: a fitted head, no support pictures.
+  const { support: _support, ...serverRecord } = stored;
+  const loaded = c.parseClassifier(JSON.stringify(serverRecord), model, 'pets.json');
+  assert.equal(c.readiness(loaded).kind, 'ready');
+  assert.deepEqual(loaded.classes.map((k) => [k.name, k.pictures.length]), [['cats', 0], ['dogs', 0]]);
+  const query = Float32Array.from([0.7, 0.2, 0.1]);
+  assert.deepEqual(c.classProbabilities(c.fitHead(loaded), query, 3), c.classProbabilities(c.fitHead(state), query, 3));
+  // Saved again from the page, it is still a valid record (without pictures, with the imported head).
+  const resaved = validateRecord(JSON.parse(c.serializeClassifier(loaded)));
+  assert.equal(resaved.support, undefined);
+  const again = c.parseClassifier(JSON.stringify(resaved), model, 'again.json');
+  assert.deepEqual(c.classProbabilities(c.fitHead(again), query, 3), c.classProbabilities(c.fitHead(state), query, 3));
 });

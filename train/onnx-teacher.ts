@@ -25,7 +25,18 @@ import { tensorProtoToFloat32 } from '../proto/codec.js';
 import { readOnnxModel } from '../proto/read.js';
 import type { ModelProtoObject, NodeProtoObject, TensorProtoObject } from '../proto/types.js';
 import { specFor, type ModelName } from './config.js';
-import type { TeacherSource } from './teacher.js';
+import { readFileSync } from 'node:fs';
+import { PreprocessingError, SKD_KEYS, resolvePreprocessing, type Preprocessing } from '../models/preprocessing.js';
+import { readOnnxInfo } from '../infer/onnx-metadata.js';
+
+/** What an ONNX graph yields as a Gen-1 teacher (train/teacher.ts's TeacherSource, plus notes for the log). */
+export interface OnnxTeacher {
+  spec: ModelSpec;
+  weights: NamedWeights;
+  generation: number;
+  config: Record<string, unknown>;
+  notes: string[];
+}
 
 export interface OnnxTeacherHints {
   /** Used when the graph's metadata does not name them. */
@@ -54,17 +65,17 @@ function attrInt(node: NodeProtoObject, name: string, fallback: number): number 
 function describeGraph(model: ModelProtoObject, path: string, hints: OnnxTeacherHints, convs: NodeProtoObject[], init: Map<string, Tensor>): ModelSpec {
   const meta = new Map((model.metadataProps ?? []).map((p) => [p.key, p.value]));
   const linears = model.graph.node.filter((n) => n.opType === 'Gemm' || n.opType === 'MatMul');
-  const arch = (meta.get('skd.arch') as ModelName | undefined) ?? hints.model ?? (convs.length === 4 ? 'conv4' : 'resnet12');
+  const arch = (meta.get(SKD_KEYS.arch) as ModelName | undefined) ?? hints.model ?? (convs.length === 4 ? 'conv4' : 'resnet12');
   if (arch !== 'resnet12' && arch !== 'conv4') throw new UserError(`${path}: architecture "${arch}" is not one skd trains (resnet12, conv4)`);
   const outChannels = (i: number): number => init.get(convs[i]?.input[1] ?? '')?.shape[0] ?? 0;
-  let widths = meta.has('skd.widths') ? (JSON.parse(meta.get('skd.widths')!) as number[]) : hints.widths;
+  let widths = meta.has(SKD_KEYS.widths) ? (JSON.parse(meta.get(SKD_KEYS.widths)!) as number[]) : hints.widths;
   if (!widths) widths = arch === 'conv4' ? [outChannels(0)] : [0, 4, 8, 12].map(outChannels);
   if (arch === 'conv4') widths = [widths[0]];
   const classifier = linears[0] ? init.get(linears[0].input[1]) : undefined;
-  const numClasses = meta.has('skd.num_classes') ? Number(meta.get('skd.num_classes')) : classifier ? classifierOut(linears[0], classifier) : hints.numClasses;
+  const numClasses = meta.has(SKD_KEYS.numClasses) ? Number(meta.get(SKD_KEYS.numClasses)) : classifier ? classifierOut(linears[0], classifier) : hints.numClasses;
   const inputDims = model.graph.input[0]?.type?.tensorType?.shape?.dim ?? [];
   const sizes = inputDims.map((d) => d.dimValue).filter((d): d is number => typeof d === 'number' && d > 3);
-  const imageSize = meta.has('skd.image_size') ? Number(meta.get('skd.image_size')) : sizes[0] ?? hints.imageSize;
+  const imageSize = meta.has(SKD_KEYS.imageSize) ? Number(meta.get(SKD_KEYS.imageSize)) : sizes[0] ?? hints.imageSize;
   return specFor({ model: arch, widths, imageSize }, numClasses);
 }
 
@@ -160,14 +171,18 @@ function weightsFromGraph(model: ModelProtoObject, path: string, spec: ModelSpec
 
 /** Runs the graph and the rebuilt network on the same inputs; throws when their logits disagree. */
 async function checkLogits(path: string, model: ModelProtoObject, spec: ModelSpec, weights: NamedWeights): Promise<void> {
-  const meta = new Map((model.metadataProps ?? []).map((p) => [p.key, p.value]));
-  const input = model.graph.input.find((i) => !model.graph.initializer.some((t) => t.name === i.name)) ?? model.graph.input[0];
   if (!model.graph.output.some((o) => o.name === 'logits')) throw new UserError(`${path} has no output named "logits" (outputs: ${model.graph.output.map((o) => o.name).join(', ')}); a teacher must expose its logits`);
-  const dims = input.type?.tensorType?.shape?.dim ?? [];
-  const nhwc = meta.get('skd.layout') === 'nhwc' || (dims.length === 4 && dims[3]?.dimValue === 3 && dims[1]?.dimValue !== 3);
-  const inGraph = meta.get('skd.normalization_in_graph') === 'true';
-  const mean = inGraph ? (JSON.parse(meta.get('skd.mean') ?? '[0,0,0]') as number[]) : [0, 0, 0];
-  const std = inGraph ? (JSON.parse(meta.get('skd.std') ?? '[1,1,1]') as number[]) : [1, 1, 1];
+  // The teacher is fed normalised images; a graph that normalises itself gets them scaled back to 0-1.
+  let p: Preprocessing;
+  try {
+    p = resolvePreprocessing(path, readOnnxInfo(readFileSync(path)), { outputName: 'logits', size: spec.imageSize }, { layout: 'nchw', mean: [0, 0, 0], std: [1, 1, 1] }).preprocessing;
+  } catch (err) {
+    if (err instanceof PreprocessingError) throw new UserError(err.message);
+    throw err;
+  }
+  const nhwc = p.layout === 'nhwc';
+  const mean = p.normalizationInGraph ? p.mean : [0, 0, 0];
+  const std = p.normalizationInGraph ? p.std : [1, 1, 1];
   const n = 4;
   const s = spec.imageSize;
   const x = tf.tidy(() => tf.randomNormal([n, s, s, 3], 0, 1, 'float32', 7)) as tf.Tensor4D;
@@ -187,7 +202,7 @@ async function checkLogits(path: string, model: ModelProtoObject, spec: ModelSpe
   }
   const ort = await import('onnxruntime-node');
   const session = await ort.InferenceSession.create(path);
-  const result = await session.run({ [input.name]: new ort.Tensor('float32', feed, nhwc ? [n, s, s, 3] : [n, 3, s, s]) }, ['logits']);
+  const result = await session.run({ [p.inputName]: new ort.Tensor('float32', feed, nhwc ? [n, s, s, 3] : [n, 3, s, s]) }, ['logits']);
   await session.release();
   const theirs = result.logits.data as Float32Array;
   let maxDiff = 0;
@@ -201,7 +216,7 @@ async function checkLogits(path: string, model: ModelProtoObject, spec: ModelSpe
   }
 }
 
-export async function teacherFromOnnx(path: string, hints: OnnxTeacherHints): Promise<TeacherSource & { notes: string[] }> {
+export async function teacherFromOnnx(path: string, hints: OnnxTeacherHints): Promise<OnnxTeacher> {
   const model = readOnnxModel(path);
   const init = new Map<string, Tensor>();
   for (const t of model.graph.initializer) if (t.name) init.set(t.name, { data: floatData(t, path), shape: (t.dims ?? []).map(Number) });
@@ -212,10 +227,10 @@ export async function teacherFromOnnx(path: string, hints: OnnxTeacherHints): Pr
   const meta = new Map((model.metadataProps ?? []).map((p) => [p.key, p.value]));
   let config: Record<string, unknown> = {};
   try {
-    config = JSON.parse(meta.get('skd.training_config') ?? '{}') as Record<string, unknown>;
+    config = JSON.parse(meta.get(SKD_KEYS.trainingConfig) ?? '{}') as Record<string, unknown>;
   } catch {
     config = {};
   }
-  if (meta.get('skd.dataset')) config = { ...config, dataset: meta.get('skd.dataset') };
+  if (meta.get(SKD_KEYS.dataset)) config = { ...config, dataset: meta.get(SKD_KEYS.dataset) };
   return { spec, weights, generation: 0, notes, config };
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * Builds the browser demo into web/dist: type-checks web/src (web/tsconfig.json), bundles it with
+ * Builds the browser demo into web/dist: type-checks web/src (web/tsconfig.json, with tsc -b: it references the
+ * browser-safe modules it shares with Node, tsconfig.browser.json), bundles it with
  * esbuild, copies the static files, and copies onnxruntime-web's WebAssembly runtime next to it so
  * the page loads nothing from another origin.
  *
@@ -33,7 +34,7 @@ const STATIC_FILES = ['index.html', 'styles.css'];
 
 function typeCheck() {
   const tsc = require.resolve('typescript/bin/tsc');
-  const result = spawnSync(process.execPath, [tsc, '-p', join(WEB, 'tsconfig.json')], { stdio: 'inherit' });
+  const result = spawnSync(process.execPath, [tsc, '-b', join(WEB, 'tsconfig.json')], { stdio: 'inherit' });
   if (result.status !== 0) {
     console.error('web: type errors in web/src (see above)');
     process.exit(1);

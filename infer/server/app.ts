@@ -2,8 +2,7 @@
  * Builds the fastify application: JSON-schema validation with field-naming errors, metrics hooks,
  * cross-origin-isolation headers, the JSON API, operational routes and the browser demo's files.
  */
-import { existsSync, statSync } from 'node:fs';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import fastifyStatic from '@fastify/static';
@@ -16,15 +15,21 @@ import { IMAGE_DESCRIPTION } from './schemas.js';
 export interface AppOptions {
   /** Folder of the browser demo's built files, served at "/" when it exists. */
   webDir?: string;
+  /** Without a server context (`skd web`): the ONNX file served at /model.onnx for the page, or none. */
+  modelPath?: string | null;
   /** fastify's logger setting (default false: silent). */
   logger?: FastifyServerOptions['logger'];
 }
 
-/** Headers that make the page cross-origin isolated, which onnxruntime-web needs for its threads. */
+/**
+ * Headers on every answer: they make the page cross-origin isolated (onnxruntime-web needs SharedArrayBuffer for
+ * its threads), keep every resource same-origin, and stop browsers from guessing content types.
+ */
 export const ISOLATION_HEADERS: Record<string, string> = {
   'cross-origin-opener-policy': 'same-origin',
   'cross-origin-embedder-policy': 'require-corp',
   'cross-origin-resource-policy': 'same-origin',
+  'x-content-type-options': 'nosniff',
 };
 
 interface AjvError {
@@ -34,10 +39,14 @@ interface AjvError {
   params?: { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[] };
 }
 
-export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Promise<FastifyInstance> {
+/**
+ * The one HTTP application of skd. With a server context it is `skd serve` (API, operational routes, the page);
+ * with null it is `skd web` (the page and the model file it loads, nothing else).
+ */
+export async function buildApp(ctx: ServerContext | null, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ?? false,
-    bodyLimit: ctx.limits.bodyLimitBytes,
+    bodyLimit: ctx?.limits.bodyLimitBytes,
     // Idle keep-alive sockets are closed on shutdown; requests in flight finish first.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -63,7 +72,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
     if (closing) reply.header('connection', 'close');
     return payload;
   });
-  app.addHook('onResponse', async (req, reply) => {
+  if (ctx) app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     const status = String(reply.statusCode);
     ctx.metrics.requests.inc({ route, method: req.method, status });
@@ -73,7 +82,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   });
 
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
-    if (err instanceof QueueFullError) ctx.metrics.rejected.inc();
+    if (err instanceof QueueFullError) ctx?.metrics.rejected.inc();
     const { status, field, message, headers } = describeError(err);
     if (status >= 500 && !(err instanceof QueueFullError) && !(err instanceof BatcherClosedError)) req.log.error(err);
     reply.code(status).headers(headers).send(errorBody(status, field, message));
@@ -82,21 +91,40 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
     reply.code(404).send(errorBody(404, 'url', `no route ${req.method} ${req.url.split('?')[0]}`));
   });
 
-  registerApiRoutes(app, ctx);
-  registerOperationalRoutes(app, ctx);
+  if (ctx) {
+    registerApiRoutes(app, ctx);
+    registerOperationalRoutes(app, ctx);
+  }
+  registerModelFile(app, ctx ? ctx.model.path : options.modelPath ?? null);
 
   const webDir = options.webDir;
   if (webDir && existsSync(webDir) && statSync(webDir).isDirectory()) {
-    await app.register(fastifyStatic, { root: webDir, prefix: '/', index: ['index.html'] });
+    // Revalidate every time: a rebuilt page must not be served stale; ETags keep the 14-28 MB runtime cached.
+    await app.register(fastifyStatic, { root: webDir, prefix: '/', index: ['index.html'], cacheControl: false, setHeaders: (res) => res.header('cache-control', 'no-cache') });
   } else {
     app.get('/', async () => ({ name: 'skd', message: 'skd serve: the browser demo is not built here; the API is under /v1', routes: ROUTES }));
   }
   return app;
 }
 
+/** GET /model.onnx: the backbone the page loads, with an ETag so that a browser revalidates instead of downloading again. */
+function registerModelFile(app: FastifyInstance, path: string | null): void {
+  app.get('/model.onnx', async (req, reply) => {
+    if (!path || !existsSync(path)) {
+      return reply.code(404).send(errorBody(404, 'url', 'no model is served; start `skd web --model model.onnx` or pick a file in the page'));
+    }
+    const stats = statSync(path);
+    const etag = `"${stats.size.toString(16)}-${Math.floor(stats.mtimeMs).toString(16)}"`;
+    reply.header('etag', etag).header('cache-control', 'no-cache');
+    if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+    reply.type('application/octet-stream').header('content-length', String(stats.size));
+    return reply.send(createReadStream(path));
+  });
+}
+
 const ROUTES = [
   'POST /v1/embed', 'POST /v1/classify', 'PUT /v1/classifiers/:name', 'GET /v1/classifiers', 'GET /v1/classifiers/:name',
-  'DELETE /v1/classifiers/:name', 'POST /v1/classifiers/:name/predict', 'GET /v1/model', 'GET /model.onnx', 'GET /healthz', 'GET /metrics',
+  'DELETE /v1/classifiers/:name', 'POST /v1/classifiers/:name/predict', 'GET /v1/classifiers/:name/record', 'PUT /v1/classifiers/:name/record', 'GET /v1/model', 'GET /model.onnx', 'GET /healthz', 'GET /metrics',
 ];
 
 function registerOperationalRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -119,11 +147,6 @@ function registerOperationalRoutes(app: FastifyInstance, ctx: ServerContext): vo
     ...ctx.model.info,
     limits: ctx.limits,
   }));
-
-  app.get('/model.onnx', async (_req, reply) => {
-    reply.type('application/octet-stream').header('content-length', String(ctx.model.sizeBytes));
-    return reply.send(createReadStream(ctx.model.path));
-  });
 
   app.get('/metrics', async (_req, reply) => {
     reply.type('text/plain; version=0.0.4; charset=utf-8');

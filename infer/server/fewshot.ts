@@ -6,7 +6,7 @@ import { Rng } from '../../data/rng.js';
 import { l2NormalizeRows } from '../features.js';
 import { createHead } from '../heads/index.js';
 import type { Head, HeadKind } from '../heads/types.js';
-import { augmentPixels } from './augment.js';
+import { augmentSupportPixels } from '../../data/augment.js';
 import type { ServerContext } from './context.js';
 import { badRequest, tooLarge } from './errors.js';
 import { decodeImages, type DecodedImages, type ImageInput } from './images.js';
@@ -81,9 +81,10 @@ export async function prepareSupport(ctx: ServerContext, set: SupportSet, augmen
     for (let j = 0; j < n; j++) perImage.push(set.entryLabels[i] as number);
   });
   if (augment === 0) return { pixels: decoded.pixels, count: decoded.count, labels: Int32Array.from(perImage) };
-  const pixels = augmentPixels(decoded.pixels, decoded.count, ctx.size, augment, new Rng(seed));
+  // The evaluator's augmentation and order (np.tile: every image, then again), so `skd eval` and `skd serve` agree.
+  const pixels = augmentSupportPixels(decoded.pixels, decoded.count, ctx.size, augment, new Rng(seed));
   const labels = new Int32Array(decoded.count * augment);
-  perImage.forEach((k, i) => labels.fill(k, i * augment, (i + 1) * augment));
+  for (let a = 0; a < augment; a++) labels.set(perImage, a * decoded.count);
   return { pixels, count: decoded.count * augment, labels };
 }
 

@@ -1,15 +1,15 @@
 /** The JSON API: embeddings, one-call classification and saved classifiers. */
 import type { FastifyInstance } from 'fastify';
 import type { HeadKind } from '../heads/types.js';
-import { headFromJSON } from '../heads/index.js';
+import { RecordError, headOfRecord, validateRecord } from '../classifier-record.js';
 import type { ServerContext } from './context.js';
-import { conflict, notFound } from './errors.js';
+import { badRequest, conflict, notFound } from './errors.js';
 import {
   decode, embedPixels, fitHead, imageField, parseSupport, predictions, prepareSupport, queryField, supportField,
   type SupportRequest,
 } from './fewshot.js';
 import { checkImageCount, type ImageInput } from './images.js';
-import { classifyBody, embedBody, nameParams, predictBody, putClassifierBody } from './schemas.js';
+import { classifyBody, embedBody, nameParams, predictBody, putClassifierBody, recordBody } from './schemas.js';
 import { STORE_FORMAT, STORE_VERSION, summarize, type StoredClassifier } from './store.js';
 
 const DEFAULT_HEAD: HeadKind = 'logreg';
@@ -74,6 +74,28 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): voi
     return summarize(record);
   });
 
+  // The whole record, in the format the page saves and loads (infer/classifier-record.ts).
+  app.get<{ Params: { name: string } }>('/v1/classifiers/:name/record', { schema: { params: nameParams } }, async (req) => stored(ctx, req.params.name));
+
+  // Imports a record (a page's classifier.json, or another server's); the name in the path wins over the record's.
+  app.put<{ Params: { name: string }; Body: Record<string, unknown> }>('/v1/classifiers/:name/record', { schema: { params: nameParams, body: recordBody } }, async (req, reply) => {
+    const { name } = req.params;
+    let record;
+    try {
+      record = validateRecord({ ...req.body, name });
+    } catch (err) {
+      if (err instanceof RecordError) throw badRequest(`body.${err.field}`, err.message);
+      throw err;
+    }
+    if (record.modelSha256 !== ctx.model.sha256 || record.featureDim !== d) {
+      throw conflict('body.modelSha256', `the record was fitted on features of another model (sha256 ${record.modelSha256.slice(0, 12)}..., ${record.featureDim} features); this server runs ${ctx.model.sha256.slice(0, 12)}... with ${d}`);
+    }
+    const existed = ctx.store.get(name) !== undefined;
+    await ctx.store.put(record);
+    reply.code(existed ? 200 : 201);
+    return summarize(record);
+  });
+
   app.get('/v1/classifiers', async () => ({ classifiers: ctx.store.list() }));
 
   app.get<{ Params: { name: string } }>('/v1/classifiers/:name', { schema: { params: nameParams } }, async (req) => {
@@ -95,7 +117,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): voi
     checkImageCount([{ field: 'body.queries', inputs: queries, fieldOf: queryField }], ctx.limits);
     const decoded = await decode(ctx, queries, queryField);
     const features = await embedPixels(ctx, decoded.pixels, decoded.count);
-    const head = headFromJSON(classifier.head as Parameters<typeof headFromJSON>[0]);
+    const head = headOfRecord(classifier);
     return { name: classifier.name, labels: classifier.labels, predictions: predictions(head, features, decoded.count, classifier.labels) };
   });
 }

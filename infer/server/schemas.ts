@@ -68,6 +68,9 @@ export const putClassifierBody = {
   properties: supportProperties,
 } as const;
 
+/** A classifier record; its fields are checked by infer/classifier-record.ts, which names the one at fault. */
+export const recordBody = { type: 'object' } as const;
+
 export const predictBody = {
   type: 'object',
   required: ['queries'],

@@ -7,49 +7,18 @@
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import {
+  CLASSIFIER_NAME_PATTERN, RECORD_FORMAT, RECORD_VERSION, isValidClassifierName, summarize, validateRecord, type ClassifierRecord,
+  type ClassifierSummary,
+} from '../classifier-record.js';
 
-/** Names become file names, so they are restricted to characters that cannot form a path. */
-export const CLASSIFIER_NAME_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
-const NAME = new RegExp(CLASSIFIER_NAME_PATTERN);
+export { CLASSIFIER_NAME_PATTERN, isValidClassifierName, summarize, type ClassifierSummary } from '../classifier-record.js';
+export const STORE_FORMAT = RECORD_FORMAT;
+export const STORE_VERSION = RECORD_VERSION;
+/** A stored classifier is a classifier record (infer/classifier-record.ts), validated on load and on put. */
+export type StoredClassifier = ClassifierRecord;
 const FILE_SUFFIX = '.json';
 const TEMP_SUFFIX = '.tmp';
-export const STORE_FORMAT = 'skd-classifier';
-export const STORE_VERSION = 1;
-
-export interface StoredClassifier {
-  format: typeof STORE_FORMAT;
-  version: typeof STORE_VERSION;
-  name: string;
-  /** Class names in the order of the head's outputs. */
-  labels: string[];
-  head: unknown;
-  headKind: string;
-  featureDim: number;
-  /** SHA-256 of the model file the features came from; predictions with another model are refused. */
-  modelSha256: string;
-  supportImages: number;
-  augment: number;
-  seed: number;
-  createdAt: string;
-}
-
-export interface ClassifierSummary {
-  name: string;
-  labels: string[];
-  headKind: string;
-  supportImages: number;
-  augment: number;
-  modelSha256: string;
-  createdAt: string;
-}
-
-export function isValidClassifierName(name: string): boolean {
-  return NAME.test(name);
-}
-
-export function summarize(c: StoredClassifier): ClassifierSummary {
-  return { name: c.name, labels: c.labels, headKind: c.headKind, supportImages: c.supportImages, augment: c.augment, modelSha256: c.modelSha256, createdAt: c.createdAt };
-}
 
 export class ClassifierStore {
   private readonly items = new Map<string, StoredClassifier>();
@@ -70,9 +39,8 @@ export class ClassifierStore {
       if (!file.endsWith(FILE_SUFFIX)) continue;
       const name = file.slice(0, -FILE_SUFFIX.length);
       try {
-        const parsed = JSON.parse(await readFile(join(dir, file), 'utf8')) as StoredClassifier;
-        if (parsed.format !== STORE_FORMAT || parsed.name !== name || !isValidClassifierName(name)) throw new Error('not a classifier file of this store');
-        store.items.set(name, parsed);
+        if (!isValidClassifierName(name)) throw new Error(`the name does not match ${CLASSIFIER_NAME_PATTERN}`);
+        store.items.set(name, validateRecord(JSON.parse(await readFile(join(dir, file), 'utf8')), { name }));
       } catch (err) {
         store.skipped.push({ file, reason: err instanceof Error ? err.message : String(err) });
       }
@@ -92,10 +60,11 @@ export class ClassifierStore {
     return this.items.get(name);
   }
 
-  /** Writes a classifier durably; resolves once it is on disk. */
+  /** Validates a classifier record (throws RecordError) and writes it durably; resolves once it is on disk. */
   put(classifier: StoredClassifier): Promise<void> {
     const name = classifier.name;
     this.checkName(name);
+    validateRecord(classifier);
     return this.serialize(name, async () => {
       await writeFileAtomic(this.dir, `${name}${FILE_SUFFIX}`, JSON.stringify(classifier));
       this.items.set(name, classifier);

@@ -91,10 +91,10 @@ export class Backbone {
 
   private async batchFeatures(pixels: Uint8ClampedArray[]): Promise<{ data: Float32Array; dim: number }> {
     const p = this.preprocessing;
-    const perImage = 3 * p.imageSize * p.imageSize;
+    const perImage = 3 * p.size * p.size;
     const input = new Float32Array(perImage * pixels.length);
     pixels.forEach((rgba, i) => pixelsToInput(rgba, p, input, i * perImage));
-    const dims = p.layout === 'nchw' ? [pixels.length, 3, p.imageSize, p.imageSize] : [pixels.length, p.imageSize, p.imageSize, 3];
+    const dims = p.layout === 'nchw' ? [pixels.length, 3, p.size, p.size] : [pixels.length, p.size, p.size, 3];
     const tensor = new this.ort.Tensor('float32', input, dims);
     const results = await this.session.run({ [p.inputName]: tensor }, [p.outputName]);
     const out = results[p.outputName];

@@ -2,14 +2,17 @@
  * The user's classifier: named classes, each with support pictures (a thumbnail and the backbone's
  * feature row). The head is the evaluator's multinomial logistic regression (C = 1) fitted on the
  * L2-normalised support features, exactly as in few-shot evaluation; it is refitted whenever the
- * classes change, which takes milliseconds for a few dozen pictures.
+ * classes change, which takes milliseconds for a few dozen pictures. Saved and loaded as skd's one
+ * classifier record (infer/classifier-record.ts), the format `skd serve` stores, so files go both ways.
  */
-import { createHead } from '../../infer/heads/index.js';
-import type { Head } from '../../infer/heads/types.js';
+import {
+  RECORD_FORMAT, RECORD_VERSION, RecordError, isValidClassifierName, validateRecord, type ClassifierRecord,
+} from '../../infer/classifier-record.js';
+import { createHead, headFromJSON, type Head, type HeadState } from '../../infer/heads/index.js';
 import { l2NormalizeRows } from '../../infer/features.js';
 
-export const CLASSIFIER_FORMAT = 'skd-web-classifier';
-export const CLASSIFIER_VERSION = 1;
+/** The name a classifier made in the page gets (a record's name is also its file name in `skd serve`'s store). */
+export const DEFAULT_CLASSIFIER_NAME = 'classifier';
 /** Regularisation of the logistic-regression head, as in the evaluation protocol. */
 export const HEAD_C = 1.0;
 export const MIN_CLASSES = 2;
@@ -31,15 +34,21 @@ export interface ClassEntry {
 }
 
 export interface ModelIdentity {
-  /** A hash of the model file's bytes: features from another model mean nothing to this classifier. */
-  id: string;
+  /** SHA-256 of the model file (as `skd serve` records it): features from another model mean nothing here. */
+  sha256: string;
   featureDim: number;
   arch: string | null;
 }
 
 export interface ClassifierState {
   model: ModelIdentity;
+  name: string;
   classes: ClassEntry[];
+  /**
+   * A head fitted elsewhere (a record from `skd serve`, which keeps no pictures); used until the classes change,
+   * after which the head is fitted on this page's pictures.
+   */
+  importedHead: HeadState | null;
 }
 
 export type Readiness =
@@ -53,6 +62,7 @@ export function newId(): string {
 
 /** What stops the classifier from classifying, phrased for the user. */
 export function readiness(state: ClassifierState): Readiness {
+  if (state.importedHead) return { kind: 'ready' };
   const classes = state.classes;
   if (classes.length === 0) return { kind: 'no-classes' };
   const lacking = classes.filter((c) => c.pictures.length < MIN_PICTURES_PER_CLASS).map((c) => `“${c.name}”`);
@@ -81,8 +91,9 @@ function normalisedCopy(rows: Float32Array, n: number, d: number): Float32Array 
   return copy;
 }
 
-/** Fits the logistic-regression head on every support picture; the state must be ready. */
+/** The imported head, else the logistic-regression head fitted on every support picture; the state must be ready. */
 export function fitHead(state: ClassifierState): Head {
+  if (state.importedHead) return headFromJSON(state.importedHead);
   const d = state.model.featureDim;
   const rows = state.classes.flatMap((c) => c.pictures);
   const x = new Float32Array(rows.length * d);
@@ -105,75 +116,72 @@ export function classProbabilities(head: Head, features: Float32Array, featureDi
   return head.predictProba(normalisedCopy(features, 1, featureDim), 1);
 }
 
-// ---- Saving to and loading from a file (JSON) ----
+// ---- The classifier record: saved to and loaded from a file, kept in the browser ----
 
-interface SavedClassifier {
-  format: typeof CLASSIFIER_FORMAT;
-  version: typeof CLASSIFIER_VERSION;
-  model: ModelIdentity;
-  head: { kind: 'logreg'; C: number };
-  classes: { name: string; pictures: { thumbnail: string; features: number[] }[] }[];
+/** The state as a classifier record (the state must be ready). */
+export function toRecord(state: ClassifierState, head: Head = fitHead(state)): ClassifierRecord {
+  const support = state.classes.flatMap((c) => c.pictures.map((p) => ({
+    label: c.name, ...(p.thumbnail ? { thumbnail: p.thumbnail } : {}), features: Array.from(p.features),
+  })));
+  return {
+    format: RECORD_FORMAT, version: RECORD_VERSION, name: state.name, labels: state.classes.map((c) => c.name),
+    head: head.toJSON(), headKind: head.kind, featureDim: state.model.featureDim, modelSha256: state.model.sha256,
+    supportImages: support.length, augment: 0, seed: 0, createdAt: new Date().toISOString(),
+    ...(state.importedHead ? {} : { support }),
+  };
 }
 
 export function serializeClassifier(state: ClassifierState): string {
-  const saved: SavedClassifier = {
-    format: CLASSIFIER_FORMAT,
-    version: CLASSIFIER_VERSION,
-    model: state.model,
-    head: { kind: 'logreg', C: HEAD_C },
-    classes: state.classes.map((c) => ({
-      name: c.name,
-      pictures: c.pictures.map((p) => ({ thumbnail: p.thumbnail, features: Array.from(p.features) })),
-    })),
-  };
-  return JSON.stringify(saved);
+  return JSON.stringify(toRecord(state));
 }
 
-/** Parses a saved classifier for the given model; throws an Error with a message for the user when it does not fit. */
+/**
+ * Reads a classifier record (a file saved here, `skd serve`'s GET /v1/classifiers/NAME/record, or a file of its
+ * store) for the given model; throws an Error with a message for the user when it does not fit.
+ */
 export function parseClassifier(text: string, model: ModelIdentity, fileName: string): ClassifierState {
-  let saved: Partial<SavedClassifier>;
+  let parsed: unknown;
   try {
-    saved = JSON.parse(text) as Partial<SavedClassifier>;
+    parsed = JSON.parse(text);
   } catch {
     throw new Error(`“${fileName}” is not a saved classifier (it is not JSON).`);
   }
-  if (!saved || saved.format !== CLASSIFIER_FORMAT || !Array.isArray(saved.classes) || !saved.model) {
-    throw new Error(`“${fileName}” is not a saved classifier (expected "format": "${CLASSIFIER_FORMAT}").`);
+  let record: ClassifierRecord;
+  try {
+    record = validateRecord(parsed);
+  } catch (err) {
+    if (err instanceof RecordError) throw new Error(`“${fileName}” is not a usable classifier: ${err.message}.`);
+    throw err;
   }
-  if (saved.version !== CLASSIFIER_VERSION) throw new Error(`“${fileName}” has version ${String(saved.version)}; this page reads version ${CLASSIFIER_VERSION}.`);
-  if (saved.model.featureDim !== model.featureDim || saved.model.id !== model.id) {
+  if (record.featureDim !== model.featureDim || record.modelSha256 !== model.sha256) {
     throw new Error(
-      `“${fileName}” was made with another model (${saved.model.arch ?? 'unknown'}, ${saved.model.featureDim} features); ` +
+      `“${fileName}” was made with another model (sha256 ${record.modelSha256.slice(0, 12)}…, ${record.featureDim} features); ` +
         'load that model first, or build the classes again with this one.',
     );
   }
-  const classes: ClassEntry[] = saved.classes.map((c, ci) => {
-    if (typeof c?.name !== 'string' || !Array.isArray(c.pictures)) throw new Error(`“${fileName}”: class ${ci + 1} is malformed.`);
-    return {
-      id: newId(),
-      name: c.name,
-      pictures: c.pictures.map((p, pi) => {
-        if (!Array.isArray(p?.features) || p.features.length !== model.featureDim || p.features.some((v) => typeof v !== 'number' || !Number.isFinite(v))) {
-          throw new Error(`“${fileName}”: picture ${pi + 1} of “${c.name}” does not have ${model.featureDim} feature values.`);
-        }
-        return { id: newId(), thumbnail: typeof p.thumbnail === 'string' && p.thumbnail.startsWith('data:image/') ? p.thumbnail : '', features: Float32Array.from(p.features) };
-      }),
-    };
-  });
-  return { model, classes };
+  const classes: ClassEntry[] = record.labels.map((name) => ({ id: newId(), name, pictures: [] }));
+  for (const entry of record.support ?? []) {
+    classes[record.labels.indexOf(entry.label)]!.pictures.push({ id: newId(), thumbnail: entry.thumbnail ?? '', features: Float32Array.from(entry.features) });
+  }
+  return { model, name: record.name, classes, importedHead: record.support ? null : record.head };
 }
 
-// ---- A fingerprint of the model file, the key under which its classifier is kept ----
+/** The page's working state kept in the browser between visits (it may not be ready, so it is no record). */
+export function serializeState(state: ClassifierState): string {
+  return JSON.stringify({
+    name: state.name, importedHead: state.importedHead,
+    classes: state.classes.map((c) => ({ name: c.name, pictures: c.pictures.map((p) => ({ thumbnail: p.thumbnail, features: Array.from(p.features) })) })),
+  });
+}
 
-/** FNV-1a over the bytes with two seeds (64 bits) plus the length; the same in every context (crypto.subtle needs https). */
-export function modelFingerprint(bytes: Uint8Array): string {
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193 ^ 0x5bd1e995;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    h1 = Math.imul(h1 ^ b, 0x01000193);
-    h2 = Math.imul(h2 ^ b, 0x01000193 + 2);
-  }
-  const hex = (v: number) => (v >>> 0).toString(16).padStart(8, '0');
-  return `${hex(h1)}${hex(h2)}-${bytes.length.toString(16)}`;
+export function parseState(text: string, model: ModelIdentity): ClassifierState {
+  const saved = JSON.parse(text) as { name?: unknown; importedHead?: HeadState | null; classes?: { name: string; pictures: { thumbnail: string; features: number[] }[] }[] };
+  if (!saved || !Array.isArray(saved.classes)) throw new Error('the kept classes are malformed');
+  const classes = saved.classes.map((c) => ({
+    id: newId(), name: String(c.name),
+    pictures: c.pictures.filter((p) => Array.isArray(p.features) && p.features.length === model.featureDim)
+      .map((p) => ({ id: newId(), thumbnail: typeof p.thumbnail === 'string' ? p.thumbnail : '', features: Float32Array.from(p.features) })),
+  }));
+  const name = isValidClassifierName(saved.name) ? saved.name : DEFAULT_CLASSIFIER_NAME;
+  return { model, name, classes, importedHead: saved.importedHead ?? null };
 }

@@ -5,16 +5,17 @@
  */
 import type { Head } from '../../infer/heads/types.js';
 import { Backbone } from './backbone.js';
+import { readOnnxInfo } from '../../infer/onnx-metadata.js';
+import { sha256Hex } from '../../infer/sha256.js';
 import {
-  type ClassifierState, type ModelIdentity, checkClassName, classProbabilities, fitHead, modelFingerprint, newId,
+  type ClassifierState, type ModelIdentity, DEFAULT_CLASSIFIER_NAME, checkClassName, classProbabilities, fitHead, newId,
   parseClassifier, readiness, serializeClassifier,
 } from './classifier.js';
 import { Camera } from './camera.js';
 import { UndecodableImageError, cameraAvailable, decodeImage, modelPixels, thumbnailOf } from './images.js';
 import { fetchModel } from './fetch-model.js';
-import { readOnnxInfo } from './onnx-info.js';
 import {
-  ModelUnusableError, type PreprocessingOverrides, describePreprocessing, overridesFromParams, resolvePreprocessing,
+  ModelUnusableError, type PreprocessingOverrides, describePreprocessing, overridesFromParams, resolveForPage,
 } from './preprocessing.js';
 import { deleteStoredClassifier, loadStoredClassifier, storeClassifier } from './storage.js';
 import { ui } from './elements.js';
@@ -54,12 +55,18 @@ function setBusy(busy: boolean): void {
 
 // ---- The classifier state: render, persist, refit ----
 
+/** Every user action starts by clearing the messages of earlier ones, so no message outlives what it was about. */
+function clearMessages(): void {
+  showMessage(ui.classError, null);
+  showMessage(ui.queryError, null);
+}
+
 function refresh(): void {
   if (!classifier) return;
   head = null;
   const r = readiness(classifier);
   renderClasses(ui.classList, classifier.classes, classActions, cameraAvailable());
-  ui.saveClassifier.disabled = classifier.classes.length === 0;
+  ui.saveClassifier.disabled = r.kind !== 'ready';
   ui.clearClasses.disabled = classifier.classes.length === 0;
   if (r.kind === 'no-classes') {
     setState('no-classes');
@@ -67,6 +74,10 @@ function refresh(): void {
   } else if (r.kind === 'too-few') {
     setState('too-few');
     ui.classesHint.textContent = r.message;
+  } else if (classifier.importedHead) {
+    setState('ready');
+    ui.classesHint.textContent = `Ready: ${classifier.classes.length} classes fitted by skd serve (it keeps no pictures). ` +
+      'Classify a picture below; adding pictures or classes fits the classifier again from the pictures in this page.';
   } else {
     setState('ready');
     const pictures = classifier.classes.reduce((sum, c) => sum + c.pictures.length, 0);
@@ -93,7 +104,7 @@ function currentHead(): Head {
 
 async function featuresOfFiles(files: File[]): Promise<{ ok: { features: Float32Array; thumbnail: string; file: File }[]; failed: string[] }> {
   if (!backbone) throw new Error('no model');
-  const size = backbone.preprocessing.imageSize;
+  const size = backbone.preprocessing.size;
   const decoded: { pixels: Uint8ClampedArray; thumbnail: string; file: File }[] = [];
   const failed: string[] = [];
   for (const file of files) {
@@ -113,13 +124,14 @@ async function featuresOfFiles(files: File[]): Promise<{ ok: { features: Float32
 
 async function addPictures(classId: string, files: File[]): Promise<void> {
   if (!classifier) return;
-  showMessage(ui.classError, null);
+  clearMessages();
   setBusy(true);
   ui.classesHint.textContent = `Reading ${files.length} picture${files.length === 1 ? '' : 's'}…`;
   try {
     const { ok, failed } = await featuresOfFiles(files);
     const entry = classifier.classes.find((c) => c.id === classId);
     if (!entry) return;
+    if (ok.length > 0) classifier.importedHead = null;
     for (const item of ok) entry.pictures.push({ id: newId(), thumbnail: item.thumbnail, features: item.features });
     if (failed.length > 0) showMessage(ui.classError, failed.join(' '));
     refresh();
@@ -134,7 +146,8 @@ async function addPictures(classId: string, files: File[]): Promise<void> {
 
 async function classify(file: File | Blob, name: string): Promise<void> {
   if (!classifier) return;
-  showMessage(ui.queryError, null);
+  clearMessages();
+  hideResult();
   const r = readiness(classifier);
   if (r.kind !== 'ready') {
     showMessage(ui.queryError, r.kind === 'no-classes' ? 'Create at least two classes with pictures first.' : r.message);
@@ -170,15 +183,19 @@ const classActions = {
     if (!classifier) return;
     const entry = classifier.classes.find((c) => c.id === classId);
     if (!entry || (entry.pictures.length > 0 && !confirm(`Remove the class “${entry.name}” and its ${entry.pictures.length} pictures?`))) return;
+    clearMessages();
     classifier.classes = classifier.classes.filter((c) => c.id !== classId);
+    classifier.importedHead = null;
     hideResult();
     refresh();
     void persist();
   },
   onRemovePicture: (classId: string, pictureId: string) => {
     const entry = classifier?.classes.find((c) => c.id === classId);
-    if (!entry) return;
+    if (!entry || !classifier) return;
+    clearMessages();
     entry.pictures = entry.pictures.filter((p) => p.id !== pictureId);
+    classifier.importedHead = null;
     hideResult();
     refresh();
     void persist();
@@ -230,31 +247,32 @@ async function useModel(bytes: Uint8Array, name: string, overrides: Preprocessin
   } catch (err) {
     throw new ModelUnusableError(`${name} is not an ONNX model (${(err as Error).message}).`);
   }
-  const preprocessing = resolvePreprocessing(info, overrides);
+  const resolved = resolveForPage(name, info, overrides);
+  const preprocessing = resolved.preprocessing;
   backbone = await Backbone.create(bytes, preprocessing, params.get('provider') === 'wasm' ? 'wasm' : 'auto');
   if (!backbone.outputNames.includes(preprocessing.outputName)) {
     throw new ModelUnusableError(`This model has no "${preprocessing.outputName}" output (its outputs: ${backbone.outputNames.join(', ')}).`);
   }
   const shapeDim = info.outputs.find((o) => o.name === preprocessing.outputName)?.shape?.at(-1);
-  let featureDim = preprocessing.featureDim ?? (typeof shapeDim === 'number' ? shapeDim : null);
+  let featureDim = resolved.featureDim ?? (typeof shapeDim === 'number' ? shapeDim : null);
   if (featureDim === null) {
-    const size = preprocessing.imageSize;
+    const size = preprocessing.size;
     featureDim = (await backbone.features([new Uint8ClampedArray(size * size * 4)])).dim;
   }
-  const identity: ModelIdentity = { id: modelFingerprint(bytes), featureDim, arch: preprocessing.arch };
+  const identity: ModelIdentity = { sha256: sha256Hex(bytes), featureDim, arch: resolved.arch };
   let restored: ClassifierState | null = null;
   try {
     restored = await loadStoredClassifier(identity);
   } catch (err) {
     showMessage(ui.classError, `The classes kept in this browser could not be read (${(err as Error).message}).`);
   }
-  classifier = restored ?? { model: identity, classes: [] };
+  classifier = restored ?? { model: identity, name: DEFAULT_CLASSIFIER_NAME, classes: [], importedHead: null };
 
   ui.modelProgress.hidden = true;
-  const arch = preprocessing.arch ? `${preprocessing.arch}, ` : '';
+  const arch = resolved.arch ? `${resolved.arch}, ` : '';
   ui.modelStatus.textContent = `Model ready: ${name} (${arch}${featureDim} features; ${describePreprocessing(preprocessing)}).`;
-  if (preprocessing.assumed.length > 0) {
-    showMessage(ui.modelNotice, `This model does not say how to prepare pictures, so the page assumes: ${preprocessing.assumed.join(', ')}. ` +
+  if (resolved.assumed.length > 0) {
+    showMessage(ui.modelNotice, `This model does not say how to prepare pictures, so the page assumes: ${resolved.assumed.join(', ')}. ` +
       'If the predictions look wrong, describe the model under “Preprocessing for a model without metadata”.');
   }
   const { provider, threads } = backbone.info;
@@ -332,10 +350,11 @@ ui.newClassForm.addEventListener('submit', (event) => {
   event.preventDefault();
   if (!classifier) return;
   try {
+    clearMessages();
     const name = checkClassName(classifier, ui.newClassName.value);
     classifier.classes.push({ id: newId(), name, pictures: [] });
+    classifier.importedHead = null;
     ui.newClassName.value = '';
-    showMessage(ui.classError, null);
     hideResult();
     refresh();
     void persist();
@@ -345,8 +364,16 @@ ui.newClassForm.addEventListener('submit', (event) => {
 });
 
 ui.saveClassifier.addEventListener('click', () => {
-  if (!classifier) return;
-  const blob = new Blob([serializeClassifier(classifier)], { type: 'application/json' });
+  if (!classifier || readiness(classifier).kind !== 'ready') return;
+  clearMessages();
+  let text: string;
+  try {
+    text = serializeClassifier(classifier);
+  } catch (err) {
+    showMessage(ui.classError, `The classifier could not be saved: ${(err as Error).message}`);
+    return;
+  }
+  const blob = new Blob([text], { type: 'application/json' });
   const link = document.createElement('a');
   link.href = URL.createObjectURL(blob);
   link.download = 'classifier.json';
@@ -358,10 +385,10 @@ ui.loadClassifier.addEventListener('change', () => {
   const file = ui.loadClassifier.files?.[0];
   ui.loadClassifier.value = '';
   if (!file || !classifier) return;
+  clearMessages();
   const model = classifier.model;
   file.text().then((text) => {
     classifier = parseClassifier(text, model, file.name);
-    showMessage(ui.classError, null);
     hideResult();
     refresh();
     return persist();
@@ -371,7 +398,9 @@ ui.loadClassifier.addEventListener('change', () => {
 ui.clearClasses.addEventListener('click', () => {
   if (!classifier || classifier.classes.length === 0) return;
   if (!confirm(`Remove all ${classifier.classes.length} classes and their pictures from this browser?`)) return;
+  clearMessages();
   classifier.classes = [];
+  classifier.importedHead = null;
   hideResult();
   refresh();
   void deleteStoredClassifier(classifier.model).catch(() => undefined);

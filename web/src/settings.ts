@@ -8,6 +8,7 @@ const fields = {
   mean: () => byId<HTMLInputElement>('setting-mean'),
   std: () => byId<HTMLInputElement>('setting-std'),
   inGraph: () => byId<HTMLInputElement>('setting-in-graph'),
+  output: () => byId<HTMLInputElement>('setting-output'),
 };
 
 /** The form's settings; empty fields leave the model's own values. Throws with a message on bad values. */
@@ -18,13 +19,15 @@ export function readSettingsForm(): PreprocessingOverrides {
   if (fields.mean().value.trim()) params.set('mean', fields.mean().value);
   if (fields.std().value.trim()) params.set('std', fields.std().value);
   if (fields.inGraph().checked) params.set('inGraph', 'true');
+  if (fields.output().value.trim()) params.set('output', fields.output().value);
   return overridesFromParams(params);
 }
 
 export function fillSettingsForm(o: PreprocessingOverrides): void {
   if (o.layout) fields.layout().value = o.layout;
-  if (o.imageSize) fields.size().value = String(o.imageSize);
+  if (o.size) fields.size().value = String(o.size);
   if (o.mean) fields.mean().value = o.mean.join(', ');
   if (o.std) fields.std().value = o.std.join(', ');
   if (o.normalizationInGraph !== undefined) fields.inGraph().checked = o.normalizationInGraph;
+  if (o.outputName) fields.output().value = o.outputName;
 }

@@ -1,8 +1,8 @@
 /**
- * Keeps the classifier across page reloads in IndexedDB, one record per model fingerprint (features
- * from one model are meaningless to another). Records hold the saved-file JSON text.
+ * Keeps the classifier across page reloads in IndexedDB, one entry per model SHA-256 (features from one
+ * model are meaningless to another). Entries hold the page's working state as JSON text.
  */
-import { type ClassifierState, type ModelIdentity, parseClassifier, serializeClassifier } from './classifier.js';
+import { type ClassifierState, type ModelIdentity, parseState, serializeState } from './classifier.js';
 
 const DB_NAME = 'skd-web';
 const DB_VERSION = 1;
@@ -38,17 +38,17 @@ async function withStore<T>(mode: IDBTransactionMode, use: (store: IDBObjectStor
 /** The classifier kept for this model, or null when there is none (or storage is unavailable). */
 export async function loadStoredClassifier(model: ModelIdentity): Promise<ClassifierState | null> {
   if (typeof indexedDB === 'undefined') return null;
-  const text = await withStore<unknown>('readonly', (store) => store.get(model.id));
+  const text = await withStore<unknown>('readonly', (store) => store.get(model.sha256));
   if (typeof text !== 'string') return null;
-  return parseClassifier(text, model, 'the stored classifier');
+  return parseState(text, model);
 }
 
 export async function storeClassifier(state: ClassifierState): Promise<void> {
   if (typeof indexedDB === 'undefined') return;
-  await withStore<IDBValidKey>('readwrite', (store) => store.put(serializeClassifier(state), state.model.id));
+  await withStore<IDBValidKey>('readwrite', (store) => store.put(serializeState(state), state.model.sha256));
 }
 
 export async function deleteStoredClassifier(model: ModelIdentity): Promise<void> {
   if (typeof indexedDB === 'undefined') return;
-  await withStore<undefined>('readwrite', (store) => store.delete(model.id));
+  await withStore<undefined>('readwrite', (store) => store.delete(model.sha256));
 }

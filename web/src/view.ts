@@ -63,7 +63,7 @@ function classCard(entry: ClassEntry, index: number, actions: ClassCardActions, 
   thumbs.setAttribute('aria-label', `Pictures of ${entry.name}`);
   entry.pictures.forEach((picture, i) => {
     const img = element('img', { src: picture.thumbnail || '', alt: `${entry.name}, picture ${i + 1}` });
-    const remove = element('button', { type: 'button', textContent: '×', title: 'Remove this picture' });
+    const remove = element('button', { type: 'button', className: 'remove', textContent: '×', title: 'Remove this picture' });
     remove.setAttribute('aria-label', `Remove picture ${i + 1} of ${entry.name}`);
     remove.addEventListener('click', () => actions.onRemovePicture(entry.id, picture.id));
     thumbs.append(element('li', {}, [img, remove]));
