@@ -20,6 +20,7 @@ import { normalizeFloats } from '../data/augment.js';
 import type { FloatTensor } from '../data/types.js';
 import { PreprocessingError, SKD_KEYS, resolvePreprocessing, type Preprocessing } from '../models/preprocessing.js';
 import { readOnnxInfo } from '../infer/onnx-metadata.js';
+import { nhwcToNchw } from '../infer/session.js';
 import type { ModelSpec, NamedWeights } from '../models/spec.js';
 import { TfModel } from '../models/tfjs.js';
 import { selectBackend } from '../train/backend.js';
@@ -66,14 +67,6 @@ export interface VerifyReport {
 }
 
 const TF_OUTPUT: Record<OutputName, 'features' | 'logits' | 'rotLogits'> = { features: 'features', logits: 'logits', rot_logits: 'rotLogits' };
-
-function nhwcToNchw(x: Float32Array, n: number, h: number, w: number, c: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < n; i++) for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) for (let k = 0; k < c; k++) {
-    out[((i * c + k) * h + y) * w + xx] = x[((i * h + y) * w + xx) * c + k];
-  }
-  return out;
-}
 
 async function ensureBackend(choice: 'cpu' | 'wasm' | undefined): Promise<string> {
   const quiet = { log: () => undefined };
@@ -139,7 +132,8 @@ export async function verifyExport(opts: VerifyOptions): Promise<VerifyReport> {
         return outputs.map((o) => out[TF_OUTPUT[o]].dataSync() as Float32Array);
       });
       const fed = baked ? Float32Array.from(batch) : normalized;
-      const onnxInput = layout === 'nchw' ? nhwcToNchw(fed, n, size, size, c) : fed;
+      let onnxInput = fed;
+      if (layout === 'nchw') nhwcToNchw(fed, (onnxInput = new Float32Array(fed.length)), n, size, size, c);
       const dims = layout === 'nchw' ? [n, c, size, size] : [n, size, size, c];
       const result = await session.run({ [p.inputName]: new ort.Tensor('float32', onnxInput, dims) });
       outputs.forEach((o, k) => {

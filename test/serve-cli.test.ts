@@ -5,7 +5,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES, SKD_BIN, runSkd } from './helpers/run-skd.js';
@@ -49,8 +49,16 @@ test('an acknowledged classifier survives SIGKILL right after the answer', async
   a.child.kill('SIGKILL');
   await a.exited;
   assert.deepEqual(readdirSync(join(dir, 'store')), ['kept.json']);
+  // A record that would break predictions is skipped at start, with one warning line.
+  const kept = JSON.parse(readFileSync(join(dir, 'store', 'kept.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(join(dir, 'store', 'broken.json'), JSON.stringify({ ...kept, name: 'broken', head: null }));
   const b = await serve([]);
   try {
+    for (let i = 0; i < 100 && !/broken\.json/.test(b.stderr()); i++) await new Promise((r) => setTimeout(r, 20));
+    const warnings = b.stderr().split('\n').filter((line) => /broken\.json/.test(line));
+    assert.equal(warnings.length, 1, b.stderr());
+    assert.match(warnings[0]!, /skipped broken\.json: head: must be a fitted head/);
+    assert.equal((await request(b.url, 'GET', '/v1/classifiers/broken')).status, 404);
     const got = await request(b.url, 'GET', '/v1/classifiers/kept');
     assert.equal(got.status, 200);
     assert.deepEqual(got.body.labels, ['c0', 'c1', 'c2']);

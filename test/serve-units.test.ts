@@ -69,7 +69,7 @@ test('an extractor failure rejects exactly the jobs of that run; close waits for
 function classifier(name: string, labels = ['a', 'b']): StoredClassifier {
   return {
     format: STORE_FORMAT, version: STORE_VERSION, name, labels, head: { kind: 'proto', version: 1, numClasses: 2, dim: 1, parameters: { prototypes: [0, 1] } },
-    headKind: 'proto', featureDim: 1, modelSha256: 'x'.repeat(64), supportImages: 2, augment: 0, seed: 0, createdAt: new Date(0).toISOString(),
+    headKind: 'proto', featureDim: 1, modelSha256: 'a'.repeat(64), supportImages: 2, augment: 0, seed: 0, createdAt: new Date(0).toISOString(),
   };
 }
 
@@ -90,6 +90,42 @@ test('the store writes atomically, survives reopening, drops temp leftovers and 
     assert.ok(!readdirSync(dir).some((f) => f.endsWith('.tmp')));
     assert.equal(JSON.parse(readFileSync(join(dir, 'first.json'), 'utf8')).name, 'first');
     assert.throws(() => reopened.put(classifier('../escape')), RangeError);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stored classifiers are validated in full on load (a bad file is skipped) and on put', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skd-store-'));
+  try {
+    const good = classifier('good');
+    const logreg = { kind: 'logreg', version: 1, numClasses: 3, dim: 1, parameters: { C: 1, coef: [1, 0, -1], intercept: [0, 0, 0] } };
+    const bad: Record<string, Record<string, unknown>> = {
+      null_head: { ...classifier('null_head'), head: null },
+      labels_string: { ...classifier('labels_string'), labels: 'notalist' },
+      fewer_labels: { ...classifier('fewer_labels'), head: logreg, headKind: 'logreg' },
+      nan_weight: { ...classifier('nan_weight'), head: { ...good.head, parameters: { prototypes: [0, null] } } },
+      wrong_dim: { ...classifier('wrong_dim'), featureDim: 2 },
+      duplicate_labels: { ...classifier('duplicate_labels'), labels: ['a', 'a'] },
+      no_sha: { ...classifier('no_sha'), modelSha256: 'abc' },
+      other_name: { ...classifier('someone_else') },
+    };
+    writeFileSync(join(dir, 'good.json'), JSON.stringify(good));
+    for (const [name, record] of Object.entries(bad)) writeFileSync(join(dir, `${name}.json`), JSON.stringify(record));
+    const store = await ClassifierStore.open(dir);
+    assert.deepEqual(store.list().map((c) => c.name), ['good']);
+    const reasons = Object.fromEntries(store.skipped.map((s) => [s.file.replace('.json', ''), s.reason]));
+    assert.deepEqual(Object.keys(reasons).sort(), Object.keys(bad).sort());
+    assert.match(reasons.null_head!, /^head: must be a fitted head/);
+    assert.match(reasons.labels_string!, /^labels: must be an array of class names, got "notalist"/);
+    assert.match(reasons.fewer_labels!, /^head\.numClasses: the head has 3 classes but labels lists 2/);
+    assert.match(reasons.nan_weight!, /^head\.parameters\.prototypes\[1\]: must be a finite number/);
+    assert.match(reasons.wrong_dim!, /^head\.dim: the head takes 1 features but featureDim is 2/);
+    assert.match(reasons.duplicate_labels!, /^labels\[1\]: "a" appears twice/);
+    assert.match(reasons.no_sha!, /^modelSha256: /);
+    assert.match(reasons.other_name!, /^name: is "someone_else", expected "other_name"/);
+    assert.throws(() => store.put(bad.fewer_labels as unknown as StoredClassifier), /head\.numClasses/);
+    assert.equal(store.get('fewer_labels'), undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

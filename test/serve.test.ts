@@ -152,6 +152,37 @@ test('saved classifiers: put, list, get, predict (same answers as classify), del
   assert.equal((await request(base, 'POST', '/v1/classifiers/tmp-1/predict', { queries: [queries[0]!.image] })).status, 404);
 });
 
+test('classifier records go both ways: GET .../record exports one, PUT .../record imports it, bad ones are 400 naming the field', async () => {
+  assert.equal((await request(base, 'PUT', '/v1/classifiers/rec-src', { support: support() })).status, 201);
+  const exported = await request(base, 'GET', '/v1/classifiers/rec-src/record');
+  assert.equal(exported.status, 200);
+  assert.equal(exported.body.format, 'skd-classifier');
+  assert.deepEqual(exported.body.labels, ['red', 'green', 'blue']);
+  const imported = await request(base, 'PUT', '/v1/classifiers/rec-copy/record', exported.body);
+  assert.equal(imported.status, 201, JSON.stringify(imported.body));
+  assert.equal(imported.body.name, 'rec-copy');
+  assert.equal((await request(base, 'PUT', '/v1/classifiers/rec-copy/record', exported.body)).status, 200);
+  const a = await request(base, 'POST', '/v1/classifiers/rec-src/predict', { queries: queries.map((q) => q.image) });
+  const b = await request(base, 'POST', '/v1/classifiers/rec-copy/predict', { queries: queries.map((q) => q.image) });
+  assert.deepEqual(b.body.predictions, a.body.predictions);
+
+  const bad = async (record: Record<string, unknown>): Promise<{ status: number; field: string; message: string }> => {
+    const r = await request(base, 'PUT', '/v1/classifiers/rec-bad/record', record);
+    return { status: r.status, field: r.body.field, message: r.body.message };
+  };
+  const e1 = await bad({ ...exported.body, head: null });
+  assert.deepEqual([e1.status, e1.field], [400, 'body.head']);
+  const e2 = await bad({ ...exported.body, labels: 'notalist' });
+  assert.deepEqual([e2.status, e2.field], [400, 'body.labels']);
+  const e3 = await bad({ ...exported.body, labels: ['red', 'green'] });
+  assert.deepEqual([e3.status, e3.field], [400, 'body.head.numClasses']);
+  assert.match(e3.message, /the head has 3 classes but labels lists 2/);
+  const e4 = await bad({ ...exported.body, modelSha256: 'f'.repeat(64) });
+  assert.deepEqual([e4.status, e4.field], [409, 'body.modelSha256']);
+  assert.equal((await request(base, 'GET', '/v1/classifiers/rec-bad')).status, 404);
+  for (const name of ['rec-src', 'rec-copy']) assert.equal((await request(base, 'DELETE', `/v1/classifiers/${name}`)).status, 200);
+});
+
 test('bad input answers 4xx JSON naming the field', async () => {
   const img = shots[0]!.png;
   const q = [queries[0]!.image];

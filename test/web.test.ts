@@ -13,7 +13,10 @@ import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
+import { createHash } from 'node:crypto';
 import { startWebServer, type WebServer } from '../bin/commands/web.js';
+import { startServer } from '../infer/server/server.js';
+import { FeatureExtractor } from '../infer/session.js';
 import { exportOnnx } from '../export/onnx.js';
 import { initWeights } from '../models/init.js';
 import { resnet12Spec } from '../models/spec.js';
@@ -172,11 +175,22 @@ test('the page teaches two classes, classifies a picture like onnxruntime-node, 
   }
   await addPictures(page, 'red stripes', red);
   await waitForState(page, 'too-few');
+  // The remove marks are small and sit in each thumbnail's top-right corner.
+  const thumb = (await page.locator('li[data-class-name="red stripes"] .thumbs img').first().boundingBox())!;
+  const mark = (await page.locator('li[data-class-name="red stripes"] .thumbs button').first().boundingBox())!;
+  assert.ok((mark.width * mark.height) / (thumb.width * thumb.height) < 0.15, `the remove mark covers ${(100 * mark.width * mark.height / (thumb.width * thumb.height)).toFixed(0)}% of the thumbnail`);
+  assert.ok(mark.x >= thumb.x + thumb.width / 2 && mark.x + mark.width <= thumb.x + thumb.width + 1, 'the mark sits at the right edge');
+  assert.ok(mark.y >= thumb.y - 1 && mark.y + mark.height <= thumb.y + thumb.height / 2, 'the mark sits at the top');
+  // A picture that does not decode says so; the next action clears the message.
+  await page.locator('li[data-class-name="blue stripes"] input[type=file]').setInputFiles({ name: 'bad.png', mimeType: 'image/png', buffer: Buffer.from('not a picture') });
+  await page.locator('#class-error').waitFor({ state: 'visible', timeout: WAIT_MS });
+  assert.match(await page.locator('#class-error').innerText(), /“bad\.png” could not be read/);
   assert.match(await page.locator('#classes-hint').innerText(), /Too few pictures.*“blue stripes”/);
   await shot(page, '03-too-few-pictures');
 
   await addPictures(page, 'blue stripes', blue);
   await waitForState(page, 'ready');
+  assert.equal(await page.locator('#class-error').isVisible(), false, 'adding pictures clears the earlier message');
 
   await page.locator('#query-file').setInputFiles({ name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('this is not a picture') });
   await page.locator('#query-error').waitFor({ state: 'visible', timeout: WAIT_MS });
@@ -204,6 +218,18 @@ test('the page teaches two classes, classifies a picture like onnxruntime-node, 
   t.diagnostic(`page vs onnxruntime-node features: max abs difference ${maxDiff.toExponential(2)} (largest feature ${scale.toFixed(3)}); P(red) = ${result.probabilities[0].toFixed(3)}`);
   await shot(page, '05-classified');
 
+  // A picture that fails after a result: its message shows, and the previous picture's result does not stay under it.
+  await page.locator('#query-file').setInputFiles({ name: 'broken-2.png', mimeType: 'image/png', buffer: Buffer.from('still not a picture') });
+  await page.locator('#query-error').waitFor({ state: 'visible', timeout: WAIT_MS });
+  assert.equal(await page.locator('#result').isVisible(), false);
+  await page.getByLabel('Name of a new class').fill('red stripes');
+  await page.getByRole('button', { name: 'Add class' }).click();
+  await page.locator('#class-error').waitFor({ state: 'visible', timeout: WAIT_MS });
+  assert.equal(await page.locator('#query-error').isVisible(), false, 'a later action clears the query message');
+  await page.locator('#query-file').setInputFiles({ name: 'query.png', mimeType: 'image/png', buffer: query });
+  await page.waitForFunction(() => document.body.dataset.result === 'shown', null, { timeout: WAIT_MS });
+  assert.equal(await page.locator('#class-error').isVisible(), false, 'classifying clears the class message');
+
   // This machine has no camera: the dialog says so and closes again.
   await page.locator('#query-camera').click();
   await page.locator('#camera-error').waitFor({ state: 'visible', timeout: WAIT_MS });
@@ -227,9 +253,40 @@ test('the page teaches two classes, classifies a picture like onnxruntime-node, 
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Save classifier to a file' }).click()]);
   const savedPath = join(work, 'classifier.json');
   await download.saveAs(savedPath);
-  const saved = JSON.parse(readFileSync(savedPath, 'utf8')) as { format: string; classes: { name: string; pictures: { features: number[] }[] }[] };
-  assert.equal(saved.format, 'skd-web-classifier');
-  assert.deepEqual(saved.classes.map((c) => [c.name, c.pictures.length, c.pictures[0].features.length]), [['red stripes', 3, 64], ['blue stripes', 3, 64]]);
+  const saved = JSON.parse(readFileSync(savedPath, 'utf8')) as Record<string, unknown> & { format: string; labels: string[]; modelSha256: string; support: { label: string; features: number[] }[] };
+  assert.equal(saved.format, 'skd-classifier');
+  assert.deepEqual(saved.labels, ['red stripes', 'blue stripes']);
+  assert.equal(saved.modelSha256, createHash('sha256').update(modelBytes).digest('hex'));
+  assert.deepEqual(saved.support.map((p) => [p.label, p.features.length]), [...Array(3).fill(['red stripes', 64]), ...Array(3).fill(['blue stripes', 64])]);
+
+  // skd serve with the same model imports the page's file and predicts what the page predicted.
+  const extractor = await FeatureExtractor.open(join(work, 'model.onnx'), { device: 'cpu', threads: 1 });
+  const api = await startServer({ extractor, modelPath: join(work, 'model.onnx'), storeDir: join(work, 'store'), host: '127.0.0.1', port: 0 });
+  try {
+    const put = await fetch(`${api.url}/v1/classifiers/stripes/record`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: readFileSync(savedPath) });
+    assert.equal(put.status, 201, await put.clone().text());
+    const predicted = await (await fetch(`${api.url}/v1/classifiers/stripes/predict`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ queries: [`data:image/png;base64,${query.toString('base64')}`] }),
+    })).json() as { predictions: { label: string; probabilities: number[] }[] };
+    assert.equal(predicted.predictions[0]!.label, 'red stripes');
+    predicted.predictions[0]!.probabilities.forEach((p, k) => assert.ok(Math.abs(p - result.probabilities[k]!) < 1e-3, `class ${k}: server ${p}, page ${result.probabilities[k]}`));
+    // And the server's record (a fitted head, no pictures) loads in the page.
+    const record = await (await fetch(`${api.url}/v1/classifiers/stripes/record`)).json() as Record<string, unknown>;
+    delete record.support;
+    writeFileSync(join(work, 'server-record.json'), JSON.stringify(record));
+  } finally {
+    await api.close();
+  }
+  await page.getByRole('button', { name: 'Remove all classes' }).click();
+  await waitForState(page, 'no-classes');
+  await page.locator('#load-classifier').setInputFiles(join(work, 'server-record.json'));
+  await waitForState(page, 'ready');
+  assert.match(await page.locator('#classes-hint').innerText(), /fitted by skd serve/);
+  await page.locator('#query-file').setInputFiles({ name: 'query.png', mimeType: 'image/png', buffer: query });
+  await page.waitForFunction(() => document.body.dataset.result === 'shown', null, { timeout: WAIT_MS });
+  const fromServer = await page.evaluate(() => (globalThis as unknown as { skdPage: { lastQuery: { probabilities: number[] } } }).skdPage.lastQuery.probabilities);
+  fromServer.forEach((p, k) => assert.ok(Math.abs(p - result.probabilities[k]!) < 1e-5, `class ${k}: ${p} vs ${result.probabilities[k]}`));
+
   await page.getByRole('button', { name: 'Remove all classes' }).click();
   await waitForState(page, 'no-classes');
   await page.locator('#load-classifier').setInputFiles(savedPath);
@@ -239,7 +296,7 @@ test('the page teaches two classes, classifies a picture like onnxruntime-node, 
   // A model whose graph has no `features` output, picked with the file chooser.
   await page.locator('#model-file').setInputFiles({ name: 'logits-only.onnx', mimeType: 'application/octet-stream', buffer: renameInModel(modelBytes, 'features', 'embedded') });
   await waitForState(page, 'model-error');
-  assert.match(await page.locator('#model-error').innerText(), /no "features" output \(its outputs: embedded, logits\)/);
+  assert.match(await page.locator('#model-error').innerText(), /logits-only\.onnx has no output 'features'; its outputs are: embedded, logits \(choose one with --output\)/);
   await shot(page, '07-model-without-features');
 
   assert.deepEqual(externalRequests, [], 'the page must not reach outside this machine');
@@ -266,6 +323,10 @@ test('a model without metadata is described by URL parameters or the form, and a
   const other = await startWebServer({ modelPath: foreign, port: 0 });
   try {
     const page = await context.newPage();
+    // Without a description the page refuses the graph with the message skd eval and skd serve give.
+    await page.goto(other.url);
+    await waitForState(page, 'model-error');
+    assert.match(await page.locator('#model-error').innerText(), /model\.onnx: no normalisation in the metadata \(skd\.mean, skd\.std\); pass --mean and --std/);
     // The URL gives the normalisation; layout and size are read from the input shape, and the page says so.
     const params = new URLSearchParams({ mean: CIFAR.mean.join(','), std: CIFAR.std.join(',') });
     await page.goto(`${other.url}?${params}`);
