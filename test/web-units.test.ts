@@ -23,6 +23,7 @@ import { sha256Hex } from '../infer/sha256.js';
 import { initWeights } from '../models/init.js';
 import type { PreprocessingFlags } from '../models/preprocessing.js';
 import { resnet12Spec } from '../models/spec.js';
+import { rename, withMetadata } from './helpers/onnx-bytes.js';
 import type { ClassifierState, ModelIdentity } from '../web/src/classifier.js';
 
 type PreprocessingModule = typeof import('../web/src/preprocessing.js');
@@ -51,50 +52,6 @@ const plain = exportOnnx({ spec, weights: initWeights(spec, 3), outputs: ['featu
 const foreign = readFileSync(join(ROOT, 'test', 'fixtures', 'models', 'resnet12_w8-16-32-64_pytorch.onnx'));
 const work = mkdtempSync(join(tmpdir(), 'skd-web-units-'));
 after(() => rmSync(work, { recursive: true, force: true }));
-
-// ---- Protobuf helpers: replace a model's metadata_props, rename a graph name ----
-
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n >= 0x80) { out.push((n % 0x80) | 0x80); n = Math.floor(n / 0x80); }
-  out.push(n);
-  return out;
-}
-function lengthDelimited(field: number, payload: Uint8Array): Uint8Array {
-  return Uint8Array.from([...varint(field * 8 + 2), ...varint(payload.length), ...payload]);
-}
-/** The model with its metadata_props (field 14) replaced by `props`; fields may come in any order in protobuf. */
-function withMetadata(bytes: Uint8Array, props: Record<string, string>): Uint8Array {
-  const kept: Uint8Array[] = [];
-  let pos = 0;
-  const readVarint = (): number => {
-    let result = 0, scale = 1;
-    for (;;) { const b = bytes[pos++]!; result += (b & 0x7f) * scale; if (b < 0x80) return result; scale *= 128; }
-  };
-  while (pos < bytes.length) {
-    const start = pos;
-    const tag = readVarint();
-    const wire = tag % 8;
-    if (wire === 0) readVarint();
-    else if (wire === 2) { const length = readVarint(); pos += length; }
-    else if (wire === 1) pos += 8;
-    else if (wire === 5) pos += 4;
-    if (Math.floor(tag / 8) !== 14) kept.push(bytes.subarray(start, pos));
-  }
-  const enc = new TextEncoder();
-  for (const [k, v] of Object.entries(props)) {
-    kept.push(lengthDelimited(14, Uint8Array.from([...lengthDelimited(1, enc.encode(k)), ...lengthDelimited(2, enc.encode(v))])));
-  }
-  return Buffer.concat(kept);
-}
-/** Replaces every occurrence of an ASCII name with another of the same length: a valid model with a renamed value. */
-function rename(bytes: Uint8Array, from: string, to: string): Uint8Array {
-  assert.equal(from.length, to.length);
-  const buffer = Buffer.from(bytes);
-  const needle = Buffer.from(from);
-  for (let i = buffer.indexOf(needle); i !== -1; i = buffer.indexOf(needle, i + 1)) buffer.write(to, i);
-  return buffer;
-}
 
 test('the metadata reader reads metadata_props, inputs (initializers left out), outputs and element types', () => {
   const info = readOnnxInfo(exported);

@@ -20,6 +20,7 @@ import { FeatureExtractor } from '../infer/session.js';
 import { exportOnnx } from '../export/onnx.js';
 import { initWeights } from '../models/init.js';
 import { resnet12Spec } from '../models/spec.js';
+import { rename } from './helpers/onnx-bytes.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -83,15 +84,6 @@ async function nodeFeatures(modelBytes: Uint8Array, picture: Buffer): Promise<Fl
   const features = Float32Array.from(out.features.data as Float32Array);
   await session.release();
   return features;
-}
-
-/** Replaces every occurrence of an ASCII name with another of the same length: a valid model whose output is renamed. */
-function renameInModel(bytes: Uint8Array, from: string, to: string): Buffer {
-  assert.equal(from.length, to.length);
-  const buffer = Buffer.from(bytes);
-  const needle = Buffer.from(from);
-  for (let i = buffer.indexOf(needle); i !== -1; i = buffer.indexOf(needle, i + 1)) buffer.write(to, i);
-  return buffer;
 }
 
 const isLocal = (url: string) => /^(https?|wss?):\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//.test(url) || /^(data|blob|about|chrome-error):/.test(url);
@@ -294,7 +286,7 @@ test('the page teaches two classes, classifies a picture like onnxruntime-node, 
   assert.deepEqual(await page.locator('li.class-card h3').allInnerTexts(), ['red stripes', 'blue stripes']);
 
   // A model whose graph has no `features` output, picked with the file chooser.
-  await page.locator('#model-file').setInputFiles({ name: 'logits-only.onnx', mimeType: 'application/octet-stream', buffer: renameInModel(modelBytes, 'features', 'embedded') });
+  await page.locator('#model-file').setInputFiles({ name: 'logits-only.onnx', mimeType: 'application/octet-stream', buffer: rename(modelBytes, 'features', 'embedded') });
   await waitForState(page, 'model-error');
   assert.match(await page.locator('#model-error').innerText(), /logits-only\.onnx has no output 'features'; its outputs are: embedded, logits \(choose one with --output\)/);
   await shot(page, '07-model-without-features');
