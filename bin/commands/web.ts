@@ -72,7 +72,13 @@ export async function startWebServer(opts: WebServerOptions = {}): Promise<WebSe
   }
   const { port } = app.server.address() as AddressInfo;
   const shownHost = host.includes(':') ? `[${host}]` : host;
-  return { url: `http://${shownHost}:${port}/`, server: app.server, close: () => app.close() };
+  // The page holds keep-alive connections open (and nothing it asks for needs finishing): close them all at once.
+  const close = async (): Promise<void> => {
+    const closing = app.close();
+    app.server.closeAllConnections();
+    await closing;
+  };
+  return { url: `http://${shownHost}:${port}/`, server: app.server, close };
 }
 
 interface WebArgs {
