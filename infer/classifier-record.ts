@@ -14,7 +14,10 @@ export const CLASSIFIER_NAME_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
 const NAME = new RegExp(CLASSIFIER_NAME_PATTERN);
 export const MAX_LABEL_LENGTH = 200;
 
-/** One support picture of a record: its label, a small data-URL thumbnail, its raw feature row. */
+/**
+ * One support picture of a record: its label, a small data-URL thumbnail, and its raw feature rows: one row, or
+ * `augment` rows (one per augmented copy) when the record was fitted with support augmentation.
+ */
 export interface SupportEntry {
   label: string;
   thumbnail?: string;
@@ -126,8 +129,9 @@ export function validateRecord(value: unknown, expected: { name?: string } = {})
         throw new RecordError(`${field}.thumbnail`, 'must be a data:image/ URL');
       }
       const features = entry.features;
-      if (!Array.isArray(features) || features.length !== featureDim || features.some((v) => typeof v !== 'number' || !Number.isFinite(v))) {
-        throw new RecordError(`${field}.features`, `must be ${featureDim} finite numbers`);
+      const length = Math.max(1, r.augment as number) * featureDim;
+      if (!Array.isArray(features) || features.length !== length || features.some((v) => typeof v !== 'number' || !Number.isFinite(v))) {
+        throw new RecordError(`${field}.features`, `must be ${length} finite numbers (${Math.max(1, r.augment as number)} row(s) of ${featureDim})`);
       }
     });
     for (const [label, n] of counts) if (n === 0) throw new RecordError('support', `class ${JSON.stringify(label)} has no support picture`);

@@ -11,7 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import * as esbuild from 'esbuild';
-import { normalizePixels } from '../data/augment.js';
+import { augmentSupportPixels, normalizePixels } from '../data/augment.js';
+import { Rng } from '../data/rng.js';
 import { exportOnnx } from '../export/onnx.js';
 import { validateRecord } from '../infer/classifier-record.js';
 import { createHead } from '../infer/heads/index.js';
@@ -164,7 +165,7 @@ test('SHA-256 of the page agrees with node:crypto (the model identity both sides
 });
 
 function readyState(c: ClassifierModule, model: ModelIdentity): ClassifierState {
-  const state: ClassifierState = { model, name: c.DEFAULT_CLASSIFIER_NAME, classes: [], importedHead: null };
+  const state: ClassifierState = { model, name: c.DEFAULT_CLASSIFIER_NAME, augment: 0, classes: [], importedHead: null };
   state.classes.push({ id: 'a', name: 'cats', pictures: [] }, { id: 'b', name: 'dogs', pictures: [] });
   const rows = [[1, 0.1, 0], [0.9, 0, 0.2], [0, 1, 0.1], [0.1, 0.8, 0]];
   rows.forEach((r, i) => state.classes[i < 2 ? 0 : 1]!.pictures.push({ id: `p${i}`, thumbnail: 'data:image/jpeg;base64,AA==', features: Float32Array.from(r) }));
@@ -174,7 +175,7 @@ function readyState(c: ClassifierModule, model: ModelIdentity): ClassifierState 
 test('the classifier fits the evaluator\'s logistic-regression head and round-trips through the record format', async () => {
   const c = await importWebModule<ClassifierModule>('classifier');
   const model: ModelIdentity = { sha256: sha256Hex(exported), featureDim: 3, arch: 'resnet12' };
-  const empty: ClassifierState = { model, name: 'classifier', classes: [], importedHead: null };
+  const empty: ClassifierState = { model, name: 'classifier', augment: 0, classes: [], importedHead: null };
   assert.equal(c.readiness(empty).kind, 'no-classes');
   empty.classes.push({ id: 'a', name: 'cats', pictures: [] });
   assert.equal(c.readiness(empty).kind, 'too-few');
@@ -233,4 +234,34 @@ test('a classifier saved by the page loads in skd serve\'s store, and a server r
   assert.equal(resaved.support, undefined);
   const again = c.parseClassifier(JSON.stringify(resaved), model, 'again.json');
   assert.deepEqual(c.classProbabilities(c.fitHead(again), query, 3), c.classProbabilities(c.fitHead(state), query, 3));
+});
+
+test('the page augments a support picture into the copies skd serve makes (data/augment.ts, seed 0), and records keep every row', async () => {
+  const page = await importWebModule<PreprocessingModule>('preprocessing');
+  const size = 48;
+  const rgb = Uint8Array.from({ length: size * size * 3 }, (_, i) => (i * 53 + (i >> 7)) % 256);
+  const rgba = new Uint8ClampedArray(size * size * 4);
+  for (let i = 0; i < size * size; i++) rgba.set([rgb[3 * i]!, rgb[3 * i + 1]!, rgb[3 * i + 2]!, 255], 4 * i);
+  const copies = page.augmentedCopies(rgba, size, 3);
+  const served = augmentSupportPixels(rgb, 1, size, 3, new Rng(0));
+  copies.forEach((copy, k) => {
+    for (let i = 0; i < size * size; i++) {
+      assert.deepEqual(Array.from(copy.subarray(4 * i, 4 * i + 3)), Array.from(served.subarray((k * size * size + i) * 3, (k * size * size + i) * 3 + 3)), `copy ${k}, pixel ${i}`);
+    }
+  });
+  assert.equal(page.augmentFromParams(new URLSearchParams('augment=5')), 5);
+  assert.equal(page.augmentFromParams(new URLSearchParams('')), 0);
+  assert.throws(() => page.augmentFromParams(new URLSearchParams('augment=-1')), /augment should be a whole number from 0 to 32/);
+
+  const c = await importWebModule<ClassifierModule>('classifier');
+  const model: ModelIdentity = { sha256: sha256Hex(exported), featureDim: 3, arch: 'resnet12' };
+  const state = readyState(c, model);
+  state.augment = 2;
+  for (const k of state.classes) for (const p of k.pictures) p.features = Float32Array.from([...p.features, ...p.features.map((v) => v * 0.9)]);
+  const record = validateRecord(JSON.parse(c.serializeClassifier(state)));
+  assert.deepEqual([record.augment, record.supportImages, record.support![0]!.features.length], [2, 8, 6]);
+  const back = c.parseClassifier(JSON.stringify(record), model, 'aug.json');
+  assert.equal(back.augment, 2);
+  assert.deepEqual(c.classProbabilities(c.fitHead(back), Float32Array.from([0.7, 0.2, 0.1]), 3), c.classProbabilities(c.fitHead(state), Float32Array.from([0.7, 0.2, 0.1]), 3));
+  assert.throws(() => validateRecord({ ...record, augment: 3 }), /support\[0\]\.features: must be 9 finite numbers/);
 });

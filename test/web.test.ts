@@ -17,6 +17,8 @@ import { createHash } from 'node:crypto';
 import { startWebServer, type WebServer } from '../bin/commands/web.js';
 import { startServer } from '../infer/server/server.js';
 import { FeatureExtractor } from '../infer/session.js';
+import { augmentSupportPixels } from '../data/augment.js';
+import { Rng } from '../data/rng.js';
 import { exportOnnx } from '../export/onnx.js';
 import { initWeights } from '../models/init.js';
 import { resnet12Spec } from '../models/spec.js';
@@ -337,5 +339,38 @@ test('a model without metadata is described by URL parameters or the form, and a
   } finally {
     await other.close();
   }
+  assert.deepEqual(externalRequests, []);
+});
+
+test('with ?augment=2 each support picture gives the two augmented copies skd serve would make', { timeout: 90_000 }, async () => {
+  const page = await context.newPage();
+  page.on('dialog', (dialog) => void dialog.accept());
+  await page.goto(`${server.url}?augment=2`);
+  await page.waitForFunction(() => ['no-classes', 'too-few', 'ready'].includes(document.body.dataset.state ?? ''), null, { timeout: WAIT_MS });
+  if (await page.locator('li.class-card').count() > 0) {
+    await page.getByRole('button', { name: 'Remove all classes' }).click();
+    await waitForState(page, 'no-classes');
+  }
+  const pictures = { red: await png(pictureRgb('red', 5)), blue: await png(pictureRgb('blue', 15)) };
+  for (const [name, buffer] of Object.entries(pictures)) {
+    await page.getByLabel('Name of a new class').fill(name);
+    await page.getByRole('button', { name: 'Add class' }).click();
+    await addPictures(page, name, [{ name: `${name}.png`, buffer }]);
+  }
+  await waitForState(page, 'ready');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Save classifier to a file' }).click()]);
+  const savedPath = join(work, 'augmented.json');
+  await download.saveAs(savedPath);
+  const saved = JSON.parse(readFileSync(savedPath, 'utf8')) as { augment: number; supportImages: number; support: { label: string; features: number[] }[] };
+  assert.deepEqual([saved.augment, saved.supportImages, saved.support.map((p) => [p.label, p.features.length])], [2, 4, [['red', 128], ['blue', 128]]]);
+  const extractor = await FeatureExtractor.open(join(work, 'model.onnx'), { device: 'cpu', threads: 1 });
+  try {
+    const expected = await extractor.extractPixels(augmentSupportPixels(pictureRgb('red', 5), 1, SIZE, 2, new Rng(0)), 2);
+    const maxDiff = Math.max(...saved.support[0]!.features.map((v, i) => Math.abs(v - expected[i]!)));
+    assert.ok(maxDiff <= 1e-4, `augmented support features differ from Node's by ${maxDiff}`);
+  } finally {
+    await extractor.close();
+  }
+  await page.close();
   assert.deepEqual(externalRequests, []);
 });

@@ -23,7 +23,7 @@ export interface SupportPicture {
   id: string;
   /** A small JPEG data URL, for display. */
   thumbnail: string;
-  /** The backbone's raw (not normalised) feature row. */
+  /** The backbone's raw (not normalised) feature rows: one, or one per augmented copy. */
   features: Float32Array;
 }
 
@@ -43,6 +43,8 @@ export interface ModelIdentity {
 export interface ClassifierState {
   model: ModelIdentity;
   name: string;
+  /** Augmented copies per support picture (0: the picture itself), fixed when the classifier is made. */
+  augment: number;
   classes: ClassEntry[];
   /**
    * A head fitted elsewhere (a record from `skd serve`, which keeps no pictures); used until the classes change,
@@ -95,19 +97,20 @@ function normalisedCopy(rows: Float32Array, n: number, d: number): Float32Array 
 export function fitHead(state: ClassifierState): Head {
   if (state.importedHead) return headFromJSON(state.importedHead);
   const d = state.model.featureDim;
-  const rows = state.classes.flatMap((c) => c.pictures);
-  const x = new Float32Array(rows.length * d);
-  const labels = new Int32Array(rows.length);
+  const n = state.classes.reduce((sum, c) => sum + c.pictures.reduce((k, p) => k + p.features.length / d, 0), 0);
+  const x = new Float32Array(n * d);
+  const labels = new Int32Array(n);
   let i = 0;
   state.classes.forEach((c, label) => {
     for (const picture of c.pictures) {
       x.set(picture.features, i * d);
-      labels[i++] = label;
+      labels.fill(label, i, i + picture.features.length / d);
+      i += picture.features.length / d;
     }
   });
-  l2NormalizeRows(x, rows.length, d);
+  l2NormalizeRows(x, n, d);
   const head = createHead('logreg', { C: HEAD_C });
-  head.fit(x, rows.length, d, labels, state.classes.length);
+  head.fit(x, n, d, labels, state.classes.length);
   return head;
 }
 
@@ -126,7 +129,8 @@ export function toRecord(state: ClassifierState, head: Head = fitHead(state)): C
   return {
     format: RECORD_FORMAT, version: RECORD_VERSION, name: state.name, labels: state.classes.map((c) => c.name),
     head: head.toJSON(), headKind: head.kind, featureDim: state.model.featureDim, modelSha256: state.model.sha256,
-    supportImages: support.length, augment: 0, seed: 0, createdAt: new Date().toISOString(),
+    supportImages: support.reduce((k, p) => k + p.features.length / state.model.featureDim, 0), augment: state.augment, seed: 0,
+    createdAt: new Date().toISOString(),
     ...(state.importedHead ? {} : { support }),
   };
 }
@@ -163,25 +167,26 @@ export function parseClassifier(text: string, model: ModelIdentity, fileName: st
   for (const entry of record.support ?? []) {
     classes[record.labels.indexOf(entry.label)]!.pictures.push({ id: newId(), thumbnail: entry.thumbnail ?? '', features: Float32Array.from(entry.features) });
   }
-  return { model, name: record.name, classes, importedHead: record.support ? null : record.head };
+  return { model, name: record.name, augment: record.augment, classes, importedHead: record.support ? null : record.head };
 }
 
 /** The page's working state kept in the browser between visits (it may not be ready, so it is no record). */
 export function serializeState(state: ClassifierState): string {
   return JSON.stringify({
-    name: state.name, importedHead: state.importedHead,
+    name: state.name, augment: state.augment, importedHead: state.importedHead,
     classes: state.classes.map((c) => ({ name: c.name, pictures: c.pictures.map((p) => ({ thumbnail: p.thumbnail, features: Array.from(p.features) })) })),
   });
 }
 
 export function parseState(text: string, model: ModelIdentity): ClassifierState {
-  const saved = JSON.parse(text) as { name?: unknown; importedHead?: HeadState | null; classes?: { name: string; pictures: { thumbnail: string; features: number[] }[] }[] };
+  const saved = JSON.parse(text) as { name?: unknown; augment?: unknown; importedHead?: HeadState | null; classes?: { name: string; pictures: { thumbnail: string; features: number[] }[] }[] };
   if (!saved || !Array.isArray(saved.classes)) throw new Error('the kept classes are malformed');
+  const augment = typeof saved.augment === 'number' && Number.isInteger(saved.augment) && saved.augment >= 0 ? saved.augment : 0;
   const classes = saved.classes.map((c) => ({
     id: newId(), name: String(c.name),
-    pictures: c.pictures.filter((p) => Array.isArray(p.features) && p.features.length === model.featureDim)
+    pictures: c.pictures.filter((p) => Array.isArray(p.features) && p.features.length === Math.max(1, augment) * model.featureDim)
       .map((p) => ({ id: newId(), thumbnail: typeof p.thumbnail === 'string' ? p.thumbnail : '', features: Float32Array.from(p.features) })),
   }));
   const name = isValidClassifierName(saved.name) ? saved.name : DEFAULT_CLASSIFIER_NAME;
-  return { model, name, classes, importedHead: saved.importedHead ?? null };
+  return { model, name, augment, classes, importedHead: saved.importedHead ?? null };
 }

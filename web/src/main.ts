@@ -15,7 +15,8 @@ import { Camera } from './camera.js';
 import { UndecodableImageError, cameraAvailable, decodeImage, modelPixels, thumbnailOf } from './images.js';
 import { fetchModel } from './fetch-model.js';
 import {
-  ModelUnusableError, type PreprocessingOverrides, describePreprocessing, overridesFromParams, resolveForPage,
+  ModelUnusableError, type PreprocessingOverrides, augmentFromParams, augmentedCopies, describePreprocessing, overridesFromParams,
+  resolveForPage,
 } from './preprocessing.js';
 import { deleteStoredClassifier, loadStoredClassifier, storeClassifier } from './storage.js';
 import { ui } from './elements.js';
@@ -102,7 +103,8 @@ function currentHead(): Head {
 
 // ---- Pictures → features ----
 
-async function featuresOfFiles(files: File[]): Promise<{ ok: { features: Float32Array; thumbnail: string; file: File }[]; failed: string[] }> {
+/** Features of pictures: one row each, or `copies` rows (augmented copies) each when copies > 0. */
+async function featuresOfFiles(files: File[], copies = 0): Promise<{ ok: { features: Float32Array; thumbnail: string; file: File }[]; failed: string[] }> {
   if (!backbone) throw new Error('no model');
   const size = backbone.preprocessing.size;
   const decoded: { pixels: Uint8ClampedArray; thumbnail: string; file: File }[] = [];
@@ -118,8 +120,10 @@ async function featuresOfFiles(files: File[]): Promise<{ ok: { features: Float32
     }
   }
   if (decoded.length === 0) return { ok: [], failed };
-  const { data, dim } = await backbone.features(decoded.map((d) => d.pixels));
-  return { ok: decoded.map((d, i) => ({ features: data.slice(i * dim, (i + 1) * dim), thumbnail: d.thumbnail, file: d.file })), failed };
+  const rows = Math.max(1, copies);
+  const inputs = copies > 0 ? decoded.flatMap((d) => augmentedCopies(d.pixels, size, copies)) : decoded.map((d) => d.pixels);
+  const { data, dim } = await backbone.features(inputs);
+  return { ok: decoded.map((d, i) => ({ features: data.slice(i * rows * dim, (i + 1) * rows * dim), thumbnail: d.thumbnail, file: d.file })), failed };
 }
 
 async function addPictures(classId: string, files: File[]): Promise<void> {
@@ -128,7 +132,9 @@ async function addPictures(classId: string, files: File[]): Promise<void> {
   setBusy(true);
   ui.classesHint.textContent = `Reading ${files.length} picture${files.length === 1 ? '' : 's'}…`;
   try {
-    const { ok, failed } = await featuresOfFiles(files);
+    // A classifier without pictures takes the page's augmentation setting; one with pictures keeps its own.
+    if (classifier.classes.every((c) => c.pictures.length === 0)) classifier.augment = supportAugment;
+    const { ok, failed } = await featuresOfFiles(files, classifier.augment);
     const entry = classifier.classes.find((c) => c.id === classId);
     if (!entry) return;
     if (ok.length > 0) classifier.importedHead = null;
@@ -266,7 +272,7 @@ async function useModel(bytes: Uint8Array, name: string, overrides: Preprocessin
   } catch (err) {
     showMessage(ui.classError, `The classes kept in this browser could not be read (${(err as Error).message}).`);
   }
-  classifier = restored ?? { model: identity, name: DEFAULT_CLASSIFIER_NAME, classes: [], importedHead: null };
+  classifier = restored ?? { model: identity, name: DEFAULT_CLASSIFIER_NAME, augment: supportAugment, classes: [], importedHead: null };
 
   ui.modelProgress.hidden = true;
   const arch = resolved.arch ? `${resolved.arch}, ` : '';
@@ -418,7 +424,10 @@ ui.queryCamera.addEventListener('click', () => void camera.capture().then((blob)
 // ---- Start ----
 
 let initialOverrides: PreprocessingOverrides = {};
+/** Augmented copies per support picture for a new classifier (a restored or loaded one keeps its own). */
+let supportAugment = 0;
 try {
+  supportAugment = augmentFromParams(params);
   initialOverrides = overridesFromParams(params);
   fillSettingsForm(initialOverrides);
 } catch (err) {

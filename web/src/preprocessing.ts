@@ -4,7 +4,8 @@
  * the command-line flags: layout, size, mean, std, inGraph, output), else the input shape for layout and size.
  * A model that says nothing about its normalisation is refused with the same message as `skd eval`/`skd serve`.
  */
-import { normalizationTable } from '../../data/augment.js';
+import { augmentSupportPixels, normalizationTable } from '../../data/augment.js';
+import { Rng } from '../../data/rng.js';
 import type { OnnxInfo } from '../../infer/onnx-metadata.js';
 import {
   type Preprocessing, type PreprocessingFlags, type ResolvedPreprocessing, PreprocessingError, checkTriple, inputNormalization,
@@ -105,4 +106,33 @@ export function describePreprocessing(p: Preprocessing): string {
   const round = (xs: number[]) => xs.map((x) => x.toFixed(4)).join(', ');
   const norm = p.normalizationInGraph ? 'normalised inside the graph' : `mean [${round(p.mean)}], std [${round(p.std)}]`;
   return `${p.size}×${p.size} ${p.channelOrder.toUpperCase()}, ${p.layout.toUpperCase()}, ${norm}`;
+}
+
+/** Most augmented copies per support picture the page makes (`?augment=N`). */
+export const MAX_AUGMENT = 32;
+
+/** `?augment=N`: augmented copies per support picture (default 0: the picture itself, as `skd serve`'s default). */
+export function augmentFromParams(params: URLSearchParams): number {
+  const text = params.get('augment');
+  if (text === null) return 0;
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n > MAX_AUGMENT) throw new ModelUnusableError(`augment should be a whole number from 0 to ${MAX_AUGMENT}, got "${text}"`);
+  return n;
+}
+
+/**
+ * The evaluation protocol's test-time augmentation of one support picture (RGBA, size x size): `copies` random
+ * crops with the evaluator's padding and flips, by data/augment.ts with a generator seeded 0, so a picture gets
+ * the copies `skd serve` makes of a one-picture support set with seed 0 (and `skd eval` of that image).
+ */
+export function augmentedCopies(rgba: Uint8ClampedArray, size: number, copies: number): Uint8ClampedArray[] {
+  const plane = size * size;
+  const rgb = new Uint8Array(plane * 3);
+  for (let i = 0; i < plane; i++) rgb.set(rgba.subarray(4 * i, 4 * i + 3), 3 * i);
+  const augmented = augmentSupportPixels(rgb, 1, size, copies, new Rng(0));
+  return Array.from({ length: copies }, (_, k) => {
+    const out = new Uint8ClampedArray(plane * 4).fill(255);
+    for (let i = 0; i < plane; i++) out.set(augmented.subarray((k * plane + i) * 3, (k * plane + i) * 3 + 3), 4 * i);
+    return out;
+  });
 }
