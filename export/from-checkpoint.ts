@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { datasetNormalization, isDatasetName, loadDataset, type DatasetName } from '../data/datasets.js';
 import { UserError } from '../data/errors.js';
 import type { FloatTensor } from '../data/types.js';
+import { SKD_KEYS } from '../models/preprocessing.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import type { InputLayout } from './graph.js';
 import { writeFileAtomic } from '../data/atomic-write.js';
@@ -94,7 +95,7 @@ export async function exportCheckpoint(opts: ExportCheckpointOptions): Promise<E
 
   const onnx = exportOnnx({
     spec: ckpt.spec, weights: ckpt.weights, outputs, layout: opts.layout, normalization, bakeNormalization: opts.bakeNormalization,
-    metadata: { dataset: datasetName, trainingConfig: ckpt.config, epoch: ckpt.epoch, extra: { 'skd.generation': String(ckpt.generation) } },
+    metadata: { dataset: datasetName, trainingConfig: ckpt.config, epoch: ckpt.epoch, extra: { [SKD_KEYS.generation]: String(ckpt.generation) } },
   });
   log(`exported ${ckpt.spec.arch} (widths ${ckpt.spec.widths.join('-')}, ${ckpt.spec.imageSize}x${ckpt.spec.imageSize}) from ${path}: outputs ${outputs.join(', ')}`);
 

@@ -30,6 +30,7 @@ export const SKD_KEYS = {
   outputs: 'skd.outputs',
   input: 'skd.input',
   epoch: 'skd.epoch',
+  generation: 'skd.generation',
 } as const;
 
 export type Layout = 'nchw' | 'nhwc';
