@@ -189,24 +189,24 @@ const classActions = {
     if (!classifier) return;
     const entry = classifier.classes.find((c) => c.id === classId);
     if (!entry || (entry.pictures.length > 0 && !confirm(`Remove the class “${entry.name}” and its ${entry.pictures.length} pictures?`))) return;
-    clearMessages();
-    classifier.classes = classifier.classes.filter((c) => c.id !== classId);
-    classifier.importedHead = null;
-    hideResult();
-    refresh();
-    void persist();
+    classesEdited(() => { classifier!.classes = classifier!.classes.filter((c) => c.id !== classId); });
   },
   onRemovePicture: (classId: string, pictureId: string) => {
     const entry = classifier?.classes.find((c) => c.id === classId);
-    if (!entry || !classifier) return;
-    clearMessages();
-    entry.pictures = entry.pictures.filter((p) => p.id !== pictureId);
-    classifier.importedHead = null;
-    hideResult();
-    refresh();
-    void persist();
+    if (entry) classesEdited(() => { entry.pictures = entry.pictures.filter((p) => p.id !== pictureId); });
   },
 };
+
+/** Applies an edit of the classes: earlier messages and the result go, an imported head no longer fits, refit later. */
+function classesEdited(edit: () => void): void {
+  if (!classifier) return;
+  clearMessages();
+  edit();
+  classifier.importedHead = null;
+  hideResult();
+  refresh();
+  void persist();
+}
 
 function hideResult(): void {
   ui.result.hidden = true;
