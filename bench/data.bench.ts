@@ -53,7 +53,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const loadSeconds = seconds(start);
     if (set.count !== count || set.classNames.length !== 64) throw new Error('benchmark pickle did not load as written');
     // The pixels are a view into the buffer the file was read into: no copy after reading.
-    const pixelsAreView = set.images.buffer.byteLength >= fileBytes && set.images.byteOffset > 0;
+    const pixelsAreView = set.images.chunks.length === 1 && set.images.chunks[0].buffer.byteLength >= fileBytes && set.images.chunks[0].byteOffset > 0;
 
     const batches = 300;
     const train = { padding: 4, flip: true, jitter: 0.4, normalization: CIFAR_NORMALIZATION };

@@ -16,6 +16,7 @@ import { evaluateFewShot } from '../infer/evaluate.js';
 import { FeatureExtractor } from '../infer/session.js';
 import { initWeights } from '../models/init.js';
 import { resnet12Spec } from '../models/spec.js';
+import { ImageStore } from '../data/pixels.js';
 
 export const describe =
   'skd eval protocol on a generated CIFAR-FS-sized test split (20 classes x 600 at 32x32, random pixels) with a ' +
@@ -34,7 +35,7 @@ function generatedSplit(): ImageSet {
   }
   const labels = Int32Array.from({ length: count }, (_, i) => Math.floor(i / perClass));
   const classNames = Array.from({ length: classes }, (_, c) => String(c));
-  return { name: 'CIFAR-FS', split: 'test', images, count, height: size, width: size, channels: 3, labels, classNames, originalIds: classNames.map(Number) };
+  return { name: 'CIFAR-FS', split: 'test', images: ImageStore.fromBytes(images, size * size * 3), count, height: size, width: size, channels: 3, labels, classNames, originalIds: classNames.map(Number) };
 }
 
 export async function run(): Promise<Record<string, unknown>> {

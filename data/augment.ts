@@ -200,10 +200,8 @@ export function augmentBatch(set: ImageSet, indices: ArrayLike<number>, rng: Rng
   const scratch = new Uint8Array(256);
   const imageLut = new Float32Array(c * 256);
   const pad = Math.max(0, Math.floor(opts.padding));
-  const images = set.images;
   for (let n = 0; n < indices.length; n++) {
-    const src = indices[n] * imageSize;
-    randomCrop(images, src, h, w, c, pad, rng, tmp);
+    randomCrop(set.images.image(indices[n]), 0, h, w, c, pad, rng, tmp);
     let lut = baseLut;
     if (opts.jitter > 0) {
       const table = colorJitter(tmp, c, opts.jitter, rng, pending, scratch);
@@ -237,18 +235,17 @@ export function normalizeBatch(set: ImageSet, indices: ArrayLike<number>, normal
   const lut = cachedTable(normalization, set.channels);
   const c = set.channels;
   const out = new Float32Array(indices.length * imageSize);
-  const px = set.images;
   for (let n = 0; n < indices.length; n++) {
-    const src = indices[n] * imageSize;
+    const px = set.images.image(indices[n]);
     const o = n * imageSize;
     if (c === 3) {
       for (let i = 0; i < imageSize; i += 3) {
-        out[o + i] = lut[px[src + i]];
-        out[o + i + 1] = lut[256 + px[src + i + 1]];
-        out[o + i + 2] = lut[512 + px[src + i + 2]];
+        out[o + i] = lut[px[i]];
+        out[o + i + 1] = lut[256 + px[i + 1]];
+        out[o + i + 2] = lut[512 + px[i + 2]];
       }
     } else {
-      for (let i = 0; i < imageSize; i++) out[o + i] = lut[(i % c) * 256 + px[src + i]];
+      for (let i = 0; i < imageSize; i++) out[o + i] = lut[(i % c) * 256 + px[i]];
     }
   }
   return out;

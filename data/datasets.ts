@@ -3,13 +3,15 @@
  * npz + pkl pairs, image folders and the generated toy set, all returned as an ImageSet (uint8 NHWC pixels,
  * labels remapped to 0..k-1 in first-appearance order, original ids kept).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { paddingForSize } from './augment.js';
 import { UserError } from './errors.js';
 import { loadImageFolder } from './folder.js';
-import { readNpzArray } from './npz.js';
-import { NumpyArray, PyBytes, numberOf, parsePickle, toIntList, type PyDict, type PyValue } from './pickle.js';
+import { readNpzRows, type NpyHeader } from './npz.js';
+import { FileRange, NumpyArray, PyBytes, numberOf, parsePickle, parsePickleFile, toIntList, type PyDict, type PyValue } from './pickle.js';
+import { DEFAULT_CHUNK_BYTES, ImageStore } from './pixels.js';
+import { readAt } from './zip.js';
 import { generateToy } from './toy.js';
 import type { ImageSet, Normalization } from './types.js';
 
@@ -24,7 +26,12 @@ export interface LoadOptions {
   /** Expected (pickles) or target (folders, toy) image side; defaults to datasetImageSize(dataset). */
   imageSize?: number;
   toy?: { seed?: number; imagesPerClass?: number };
+  /** Most bytes of pixels in one buffer, and the size above which a pickle is parsed through a window (tests force the chunked path with a small value). */
+  chunkBytes?: number;
 }
+
+/** Chunked reading: the pixel chunk size (ImageStore) and the pickle size above which the file is read through a window. */
+export interface ChunkOptions { chunkBytes?: number }
 
 export const CIFAR_NORMALIZATION: Normalization = { mean: [0.5071, 0.4867, 0.4408], std: [0.2675, 0.2565, 0.2761] };
 export const IMAGENET_NORMALIZATION: Normalization = {
@@ -70,25 +77,60 @@ function locate(root: string | undefined, dataset: string, file: string, splitNo
   return found;
 }
 
-function readFile(file: string): Buffer {
+function fileSize(file: string): number {
   try {
-    if (!statSync(file).isFile()) throw new UserError(`${file} is not a file`);
-    return readFileSync(file);
+    const st = statSync(file);
+    if (!st.isFile()) throw new UserError(`${file} is not a file`);
+    return st.size;
   } catch (err) {
     if (err instanceof UserError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ERR_FS_FILE_TOO_LARGE') throw new UserError(`${file} is larger than 2 GiB, the most this reader can hold in memory`);
-    throw new UserError(`${file}: cannot read (${code ?? (err as Error).message})`);
+    throw new UserError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
 }
 
-/** Reads a pickle whose top level is a dict. */
-export function readPickleDict(file: string): PyDict {
-  const buf = readFile(file);
-  if (buf.length < 2 || buf[0] !== 0x80) throw new UserError(`${file} is not a pickle (expected a protocol 2+ pickle starting with byte 0x80)`);
-  const value = parsePickle(buf, file);
+/** A parsed pickle dict; in a windowed parse its large arrays are FileRanges of `file`. */
+interface PickleDictFile { file: string; dict: PyDict; windowed: boolean; chunkBytes: number }
+
+/**
+ * Reads a pickle whose top level is a dict: whole when it fits in a chunk, else through a window, leaving
+ * the pixels in the file until pixelStore reads them into their chunks.
+ */
+function openPickleDict(file: string, opts: ChunkOptions = {}): PickleDictFile {
+  const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const size = fileSize(file);
+  const head = Buffer.alloc(Math.min(2, size));
+  const fd = openSync(file, 'r');
+  try { readAt(fd, 0, head.length, file, head); } finally { closeSync(fd); }
+  if (head.length < 2 || head[0] !== 0x80) throw new UserError(`${file} is not a pickle (expected a protocol 2+ pickle starting with byte 0x80)`);
+  const windowed = size > chunkBytes;
+  let value: PyValue;
+  try {
+    value = windowed ? parsePickleFile(file, { windowBytes: Math.min(chunkBytes, 64 * 2 ** 20) }) : parsePickle(readFileSync(file), file);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
   if (!(value instanceof Map)) throw new UserError(`${file}: the pickle holds a ${describe(value)}, expected a dict with 'data' and 'labels'`);
-  return value;
+  return { file, dict: value, windowed, chunkBytes };
+}
+
+/** Reads a pickle whose top level is a dict (arrays left in the file are read in). */
+export function readPickleDict(file: string, opts: ChunkOptions = {}): PyDict {
+  const p = openPickleDict(file, opts);
+  for (const v of p.dict.values()) if (v instanceof NumpyArray) materialize(v, p.file);
+  return p.dict;
+}
+
+/** Reads an array that a windowed parse left in the file into memory (for small arrays such as labels). */
+function materialize(v: PyValue | undefined, file: string): void {
+  if (!(v instanceof NumpyArray) || !v.range) return;
+  v.data = readRange(file, v.range, new Uint8Array(v.range.length));
+  v.range = null;
+}
+
+function readRange(file: string, range: FileRange, into: Uint8Array, offset = 0): Uint8Array {
+  const fd = openSync(file, 'r');
+  try { return readAt(fd, range.offset + offset, into.length, file, into); } finally { closeSync(fd); }
 }
 
 function describe(v: PyValue): string {
@@ -99,22 +141,38 @@ function describe(v: PyValue): string {
   return typeof v;
 }
 
-/** Checks the pixel array is uint8 [N, H, W, 3] and returns it as a Uint8Array view (no copy). */
-export function pixelArray(arr: PyValue | undefined, file: string, key: string, expectedSize?: number): { images: Uint8Array; count: number; height: number; width: number } {
+/** The images of a uint8 [N, H, W, 3] array, checked, in chunks (views of the parsed buffer, or read from the file). */
+export function pixelArray(arr: PyValue | undefined, file: string, key: string, expectedSize?: number, chunkBytes: number = DEFAULT_CHUNK_BYTES): Pixels {
   if (!(arr instanceof NumpyArray) || !arr.dtype) throw new UserError(`${file}: '${key}' is missing or not a numpy array; expected uint8 images [N, H, W, 3]`);
-  return checkPixels(arr.data, arr.shape, arr.dtype.descr, arr.fortranOrder, file, key, expectedSize);
+  const shape = checkPixelHeader(arr.shape, arr.dtype.descr, arr.fortranOrder, file, key, expectedSize);
+  const imageBytes = shape.height * shape.width * 3;
+  let store: ImageStore;
+  if (arr.range) {
+    store = ImageStore.allocate(shape.count, imageBytes, chunkBytes);
+    const fd = openSync(file, 'r');
+    try {
+      let at = arr.range.offset;
+      for (const chunk of store.chunks) { readAt(fd, at, chunk.length, file, chunk); at += chunk.length; }
+    } finally { closeSync(fd); }
+  } else store = ImageStore.fromBytes(arr.data, imageBytes, chunkBytes);
+  return { ...shape, images: store };
 }
 
-export function checkPixels(data: Uint8Array, shape: number[], descr: string, fortran: boolean, file: string, key: string, expectedSize?: number): { images: Uint8Array; count: number; height: number; width: number } {
+interface Pixels { images: ImageStore; count: number; height: number; width: number }
+
+/** Checks that an array header describes uint8 images [N, H, W, 3] (of the expected size). */
+export function checkPixelHeader(shape: number[], descr: string, fortran: boolean, file: string, key: string, expectedSize?: number): { count: number; height: number; width: number } {
   const shapeText = `(${shape.join(', ')})`;
   if (!/^[|<>=]?u1$/.test(descr)) throw new UserError(`${file}: '${key}' has dtype ${descr}, expected uint8 images [N, H, W, 3]`);
   if (shape.length !== 4 || shape[3] !== 3) throw new UserError(`${file}: '${key}' has shape ${shapeText}, expected uint8 images [N, H, W, 3]`);
+  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new UserError(`${file}: '${key}' has shape ${shapeText}; dimensions must be whole numbers, 0 or more`);
   if (fortran) throw new UserError(`${file}: '${key}' is stored in Fortran order, expected a C-ordered array`);
   if (shape[0] === 0) throw new UserError(`${file}: '${key}' holds no images`);
+  if (shape[1] === 0 || shape[2] === 0) throw new UserError(`${file}: '${key}' has empty images ${shapeText}`);
   if (expectedSize !== undefined && (shape[1] !== expectedSize || shape[2] !== expectedSize)) {
     throw new UserError(`${file}: '${key}' has ${shape[1]}x${shape[2]} images, expected ${expectedSize}x${expectedSize}`);
   }
-  return { images: data, count: shape[0], height: shape[1], width: shape[2] };
+  return { count: shape[0], height: shape[1], width: shape[2] };
 }
 
 /** Remaps sparse ids to 0..k-1 in order of first appearance. */
@@ -133,10 +191,12 @@ export function remapLabels(ids: number[]): { labels: Int32Array; originalIds: n
  * Builds an ImageSet from a pickle dict with 'data' and 'labels' (and optionally 'catname2label'), the
  * layout of the CIFAR-FS, FC100 and miniImageNet files.
  */
-export function imageSetFromPickle(file: string, name: string, split: string, expectedSize?: number): ImageSet {
-  const dict = readPickleDict(file);
-  const px = pixelArray(dict.get('data'), file, 'data', expectedSize);
+export function imageSetFromPickle(file: string, name: string, split: string, expectedSize?: number, opts: ChunkOptions = {}): ImageSet {
+  const p = openPickleDict(file, opts);
+  const dict = p.dict;
+  const px = pixelArray(dict.get('data'), file, 'data', expectedSize, p.chunkBytes);
   const labelsKey = dict.has('labels') ? 'labels' : 'label';
+  materialize(dict.get(labelsKey), file);
   const ids = toIntList(dict.get(labelsKey), file, `'labels'`);
   let catnames: Map<number, string> | undefined;
   const c2l = dict.get('catname2label');
@@ -146,7 +206,7 @@ export function imageSetFromPickle(file: string, name: string, split: string, ex
 
 function assemble(
   file: string, name: string, split: string,
-  px: { images: Uint8Array; count: number; height: number; width: number },
+  px: Pixels,
   ids: number[], catnames?: Map<number, string>,
 ): ImageSet {
   if (ids.length !== px.count) throw new UserError(`${file}: ${ids.length} labels for ${px.count} images; expected one label per image`);
@@ -162,11 +222,14 @@ function assemble(
 }
 
 /** tieredImageNet: `<split>_images.npz` (key 'images') with `<split>_labels.pkl` (key 'labels'). */
-export function imageSetFromTiered(imagesFile: string, labelsFile: string, split: string, expectedSize?: number): ImageSet {
+export function imageSetFromTiered(imagesFile: string, labelsFile: string, split: string, expectedSize?: number, opts: ChunkOptions = {}): ImageSet {
   const labelsDict = readPickleDict(labelsFile);
   const ids = toIntList(labelsDict.get('labels'), labelsFile, `'labels'`);
-  const npy = readNpzArray(imagesFile, 'images');
-  const px = checkPixels(npy.data, npy.shape, npy.dtype.descr, npy.fortranOrder, imagesFile, 'images', expectedSize);
+  const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const check = (h: NpyHeader): void => { checkPixelHeader(h.shape, h.dtype.descr, h.fortranOrder, imagesFile, 'images', expectedSize); };
+  const npz = readNpzRows(imagesFile, 'images', { check, rowsPerChunk: (rowBytes) => ImageStore.imagesPerChunkFor(rowBytes, chunkBytes) });
+  const shape = checkPixelHeader(npz.header.shape, npz.header.dtype.descr, npz.header.fortranOrder, imagesFile, 'images', expectedSize);
+  const px: Pixels = { ...shape, images: new ImageStore(npz.chunks, npz.rowBytes) };
   if (ids.length !== px.count) throw new UserError(`${labelsFile}: ${ids.length} labels for the ${px.count} images of ${basename(imagesFile)}; expected one label per image`);
   return assemble(imagesFile, 'tieredImageNet', split, px, ids);
 }
@@ -184,17 +247,17 @@ export async function loadDataset(opts: LoadOptions): Promise<ImageSet> {
     case 'CIFAR-FS':
     case 'FC100': {
       const file = locate(dataRoot, dataset, `${split}.pickle`, ' (splits: train, val, test, trainval)');
-      return imageSetFromPickle(file, dataset, split, opts.imageSize);
+      return imageSetFromPickle(file, dataset, split, opts.imageSize, opts);
     }
     case 'miniImageNet': {
       const fileName = MINI_FILES[split];
       if (!fileName) throw new UserError(`miniImageNet has no split "${split}" (expected ${Object.keys(MINI_FILES).join(', ')})`);
-      return imageSetFromPickle(locate(dataRoot, dataset, fileName, ''), dataset, split, opts.imageSize);
+      return imageSetFromPickle(locate(dataRoot, dataset, fileName, ''), dataset, split, opts.imageSize, opts);
     }
     case 'tieredImageNet': {
       const imagesFile = locate(dataRoot, dataset, `${split}_images.npz`, ' (splits: train, val, test)');
       const labelsFile = locate(dataRoot, dataset, `${split}_labels.pkl`, '');
-      return imageSetFromTiered(imagesFile, labelsFile, split, opts.imageSize);
+      return imageSetFromTiered(imagesFile, labelsFile, split, opts.imageSize, opts);
     }
   }
 }

@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { UserError } from './errors.js';
 import type { ImageSet } from './types.js';
 import { forEachConcurrent } from './concurrent.js';
+import { ImageStore } from './pixels.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'];
 
@@ -77,7 +78,7 @@ export async function loadImageFolder(root: string, split: string, size: number,
   return {
     name,
     split,
-    images,
+    images: ImageStore.fromBytes(images, imageBytes),
     count: files.length,
     height: size,
     width: size,

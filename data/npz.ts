@@ -1,84 +1,18 @@
 /**
- * Reads arrays from numpy .npz archives (a zip of .npy files, stored or deflated, zip64 included) and
- * parses .npy headers. Only the entry asked for is read from disk.
+ * Reads arrays from numpy .npz archives (a zip of .npy files, stored or deflated, zip64 included; see zip.ts for
+ * the CRC and inflation checks) and parses .npy headers. Only the entry asked for is read from disk; a stored
+ * entry is read straight into row-aligned chunks (no buffer holds the whole array, and no extra copy).
  */
-import { constants as bufferConstants } from 'node:buffer';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { inflateRawSync } from 'node:zlib';
+import { crc32 } from 'node:zlib';
 import { UserError } from './errors.js';
 import { parseDtype, type NumpyDtype } from './pickle.js';
+import { readAt, ZipArchive } from './zip.js';
 
+export interface NpyHeader { dtype: NumpyDtype; shape: number[]; fortranOrder: boolean; /** Bytes before the data. */ dataOffset: number }
 export interface NpyArray { dtype: NumpyDtype; shape: number[]; fortranOrder: boolean; data: Uint8Array }
 
-interface ZipEntry { name: string; method: number; compressedSize: number; size: number; localHeaderOffset: number }
-
-function readAt(fd: number, offset: number, length: number, file: string): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, out, done, length - done, offset + done);
-    if (n === 0) throw new UserError(`${file}: the archive is truncated (wanted ${length} bytes at offset ${offset})`);
-    done += n;
-  }
-  return out;
-}
-
-function listEntries(fd: number, fileSize: number, file: string): ZipEntry[] {
-  // The end-of-central-directory record is in the last 64 KiB + 22 bytes.
-  const tailLength = Math.min(fileSize, 65557);
-  const tail = readAt(fd, fileSize - tailLength, tailLength, file);
-  let eocd = -1;
-  for (let i = tail.length - 22; i >= 0; i--) if (tail.readUInt32LE(i) === 0x06054b50) { eocd = i; break; }
-  if (eocd < 0) throw new UserError(`${file}: not an .npz (zip) archive, or it is truncated`);
-  let count = tail.readUInt16LE(eocd + 10);
-  let cdSize = tail.readUInt32LE(eocd + 12);
-  let cdOffset = tail.readUInt32LE(eocd + 16);
-  if (cdOffset === 0xffffffff || count === 0xffff) {
-    // zip64: locator just before the EOCD points at the zip64 EOCD record
-    const locator = eocd - 20;
-    if (locator < 0 || tail.readUInt32LE(locator) !== 0x07064b50) throw new UserError(`${file}: malformed zip64 archive`);
-    const z64 = readAt(fd, Number(tail.readBigUInt64LE(locator + 8)), 56, file);
-    if (z64.readUInt32LE(0) !== 0x06064b50) throw new UserError(`${file}: malformed zip64 archive`);
-    count = Number(z64.readBigUInt64LE(32));
-    cdSize = Number(z64.readBigUInt64LE(40));
-    cdOffset = Number(z64.readBigUInt64LE(48));
-  }
-  if (cdOffset + cdSize > fileSize) throw new UserError(`${file}: the archive is truncated (central directory past the end)`);
-  const cd = readAt(fd, cdOffset, cdSize, file);
-  const entries: ZipEntry[] = [];
-  let p = 0;
-  for (let i = 0; i < count; i++) {
-    if (p + 46 > cd.length || cd.readUInt32LE(p) !== 0x02014b50) throw new UserError(`${file}: malformed zip central directory`);
-    const method = cd.readUInt16LE(p + 10);
-    let compressedSize = cd.readUInt32LE(p + 20);
-    let size = cd.readUInt32LE(p + 24);
-    const nameLength = cd.readUInt16LE(p + 28);
-    const extraLength = cd.readUInt16LE(p + 30);
-    const commentLength = cd.readUInt16LE(p + 32);
-    let localHeaderOffset = cd.readUInt32LE(p + 42);
-    const name = cd.toString('utf8', p + 46, p + 46 + nameLength);
-    // zip64 extended information: the 0xffffffff fields appear in order in extra field 0x0001
-    let e = p + 46 + nameLength;
-    const extraEnd = e + extraLength;
-    while (e + 4 <= extraEnd) {
-      const id = cd.readUInt16LE(e);
-      const len = cd.readUInt16LE(e + 2);
-      if (id === 0x0001) {
-        let q = e + 4;
-        if (size === 0xffffffff) { size = Number(cd.readBigUInt64LE(q)); q += 8; }
-        if (compressedSize === 0xffffffff) { compressedSize = Number(cd.readBigUInt64LE(q)); q += 8; }
-        if (localHeaderOffset === 0xffffffff) { localHeaderOffset = Number(cd.readBigUInt64LE(q)); q += 8; }
-      }
-      e += 4 + len;
-    }
-    entries.push({ name, method, compressedSize, size, localHeaderOffset });
-    p = extraEnd + commentLength;
-  }
-  return entries;
-}
-
-/** Parses a .npy file held in memory; `data` is a view into `buf` after the header. */
-export function parseNpy(buf: Uint8Array, file: string): NpyArray {
+/** Parses the header of a .npy file; `buf` holds at least the header. */
+export function parseNpyHeader(buf: Uint8Array, file: string): NpyHeader {
   const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
   if (buf.length < 10 || magic.some((b, i) => buf[i] !== b)) throw new UserError(`${file}: not a .npy array (bad magic bytes)`);
   const major = buf[6];
@@ -92,48 +26,93 @@ export function parseNpy(buf: Uint8Array, file: string): NpyArray {
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) throw new UserError(`${file}: malformed .npy header`);
   const dtype = parseDtype(descr, file);
-  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
-  const size = shape.reduce((a, b) => a * b, 1);
-  const data = buf.subarray(start + headerLength);
-  if (data.length !== size * dtype.itemSize) {
-    throw new UserError(`${file}: array of shape (${shape.join(', ')}) and dtype ${descr} needs ${size * dtype.itemSize} bytes, the file has ${data.length}`);
-  }
-  return { dtype, shape, fortranOrder: fortran === 'True', data };
+  const parts = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const shape = parts.map(Number);
+  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new UserError(`${file}: the .npy header has shape (${parts.join(', ')}); dimensions must be whole numbers, 0 or more`);
+  return { dtype, shape, fortranOrder: fortran === 'True', dataOffset: start + headerLength };
 }
 
-/** Reads the array `key` (the entry `key`.npy) from an .npz archive. */
-export function readNpzArray(file: string, key: string): NpyArray {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (err) {
-    throw new UserError(`${file}: cannot open (${(err as NodeJS.ErrnoException).code ?? 'error'}); expected a numpy .npz archive`);
+function dataBytes(h: NpyHeader): number {
+  return h.shape.reduce((a, b) => a * b, 1) * h.dtype.itemSize;
+}
+
+/** Parses a .npy file held in memory; `data` is a view into `buf` after the header. */
+export function parseNpy(buf: Uint8Array, file: string): NpyArray {
+  const h = parseNpyHeader(buf, file);
+  const data = buf.subarray(h.dataOffset);
+  const expected = dataBytes(h);
+  if (data.length !== expected) {
+    throw new UserError(`${file}: array of shape (${h.shape.join(', ')}) and dtype ${h.dtype.descr} needs ${expected} bytes, the file has ${data.length}`);
   }
+  return { dtype: h.dtype, shape: h.shape, fortranOrder: h.fortranOrder, data };
+}
+
+export interface NpzRowsOptions {
+  /** Rows (items along the first axis) per chunk: each chunk holds whole rows. Default: everything in one chunk. */
+  rowsPerChunk?: (rowBytes: number) => number;
+  /** Called with the header before any data is read (to refuse a wrong dtype or shape early). */
+  check?: (header: NpyHeader) => void;
+}
+
+/** Reads the array `key` of an .npz archive, its data split into chunks of whole rows. */
+export function readNpzRows(file: string, key: string, opts: NpzRowsOptions = {}): { header: NpyHeader; chunks: Uint8Array[]; rowBytes: number } {
+  const zip = ZipArchive.open(file, 'an .npz (zip) archive');
   try {
-    const fileSize = fstatSync(fd).size;
-    const entries = listEntries(fd, fileSize, file);
-    const entry = entries.find((e) => e.name === `${key}.npy` || e.name === key);
-    if (!entry) throw new UserError(`${file}: no array "${key}" in the archive (it holds ${entries.map((e) => e.name.replace(/\.npy$/, '')).join(', ') || 'nothing'})`);
-    const local = readAt(fd, entry.localHeaderOffset, 30, file);
-    if (local.readUInt32LE(0) !== 0x04034b50) throw new UserError(`${file}: malformed zip entry "${entry.name}"`);
-    const dataStart = entry.localHeaderOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
-    if (dataStart + entry.compressedSize > fileSize) throw new UserError(`${file}: the archive is truncated inside "${entry.name}"`);
-    if (Math.max(entry.size, entry.compressedSize) > bufferConstants.MAX_LENGTH) {
-      throw new UserError(`${file}: entry "${entry.name}" holds ${(entry.size / 2 ** 30).toFixed(1)} GiB, more than this runtime can hold in one buffer (${(bufferConstants.MAX_LENGTH / 2 ** 30).toFixed(1)} GiB)`);
+    const entry = zip.find(`${key}.npy`) ?? zip.find(key);
+    if (!entry) throw new UserError(`${file}: no array "${key}" in the archive (it holds ${zip.entries.map((e) => e.name.replace(/\.npy$/, '')).join(', ') || 'nothing'})`);
+    const what = `${file}:${entry.name}`;
+    const rowsOf = (h: NpyHeader, bytes: number): number => {
+      const rowBytes = h.shape.length === 0 ? bytes : bytes / Math.max(1, h.shape[0]);
+      return rowBytes;
+    };
+    if (entry.method !== 0) {
+      // Deflated: inflated whole (capped at its declared size), then cut into views.
+      const npy = parseNpy(zip.read(entry), what);
+      const header = { ...npy, dataOffset: 0 };
+      opts.check?.(header);
+      const rowBytes = rowsOf(header, npy.data.length);
+      return { header, chunks: cut(npy.data, rowBytes, opts), rowBytes };
     }
-    const raw = readAt(fd, dataStart, entry.compressedSize, file);
-    let npy: Uint8Array;
-    if (entry.method === 0) npy = raw;
-    else if (entry.method === 8) {
-      try {
-        npy = inflateRawSync(raw);
-      } catch {
-        throw new UserError(`${file}: entry "${entry.name}" does not inflate (corrupt archive)`);
-      }
-    } else throw new UserError(`${file}: entry "${entry.name}" uses zip compression method ${entry.method}; expected stored or deflated`);
-    if (npy.length !== entry.size) throw new UserError(`${file}: entry "${entry.name}" has ${npy.length} bytes, the archive says ${entry.size}`);
-    return parseNpy(npy, `${file}:${entry.name}`);
+    const start = zip.dataStart(entry);
+    const probe = readAt(zip.fd, start, Math.min(entry.size, 65536 + 12), file);
+    const header = parseNpyHeader(probe, what);
+    const expected = dataBytes(header);
+    if (entry.size - header.dataOffset !== expected) {
+      throw new UserError(`${what}: array of shape (${header.shape.join(', ')}) and dtype ${header.dtype.descr} needs ${expected} bytes, the entry has ${entry.size - header.dataOffset}`);
+    }
+    opts.check?.(header);
+    const rowBytes = rowsOf(header, expected);
+    const rows = header.shape.length === 0 ? 1 : header.shape[0];
+    const per = rowBytes === 0 ? Math.max(1, rows) : Math.max(1, Math.min(rows, opts.rowsPerChunk?.(rowBytes) ?? rows));
+    const chunks: Uint8Array[] = [];
+    let crc = crc32(probe.subarray(0, header.dataOffset));
+    let at = start + header.dataOffset;
+    for (let done = 0; done < rows || chunks.length === 0; done += per) {
+      const n = Math.min(per, rows - done) * rowBytes;
+      const chunk = readAt(zip.fd, at, n, file, new Uint8Array(n));
+      crc = crc32(chunk, crc);
+      chunks.push(chunk);
+      at += n;
+      if (rows === 0) break;
+    }
+    zip.checkCrc(entry, crc);
+    return { header, chunks, rowBytes };
   } finally {
-    closeSync(fd);
+    zip.close();
   }
+}
+
+function cut(data: Uint8Array, rowBytes: number, opts: NpzRowsOptions): Uint8Array[] {
+  if (!opts.rowsPerChunk || rowBytes === 0) return [data];
+  const step = Math.max(1, opts.rowsPerChunk(rowBytes)) * rowBytes;
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < data.length; at += step) out.push(data.subarray(at, Math.min(data.length, at + step)));
+  return out.length > 0 ? out : [data];
+}
+
+/** Reads the array `key` (the entry `key`.npy) of an .npz archive into one buffer. */
+export function readNpzArray(file: string, key: string): NpyArray {
+  const { header, chunks } = readNpzRows(file, key);
+  const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+  return { dtype: header.dtype, shape: header.shape, fortranOrder: header.fortranOrder, data };
 }

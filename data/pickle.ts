@@ -4,8 +4,14 @@
  * file is refused rather than executed.
  *
  * Python 2 `str` (BINSTRING, SHORT_BINSTRING) and Python 3 bytes become `PyBytes`, a view into the file's
- * buffer: a numpy array's pixels are never copied while parsing.
+ * buffer: a numpy array's pixels are never copied while parsing. A file too large for one buffer is parsed
+ * through a window (parsePickleFile): its large byte strings become `FileRange`s, read later straight into
+ * their final place.
+ *
+ * Callers may allow more globals (PickleOptions): the PyTorch checkpoint reader allows the few that
+ * torch.save writes, and resolves persistent ids to its storages.
  */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { UserError } from './errors.js';
 
 /** Raw bytes from the file (a view, not a copy). `text` reads them as latin1, as Python 3 does with encoding='latin1'. */
@@ -18,6 +24,9 @@ export class PyBytes {
   }
 }
 
+/** Bytes left in the file (offset, length), not read while parsing: a large byte string of a windowed parse. */
+export class FileRange { constructor(readonly offset: number, readonly length: number) {} }
+
 /** A numpy dtype: kind letter ('u', 'i', 'f', 'b'), item size in bytes and byte order. */
 export interface NumpyDtype { kind: string; itemSize: number; littleEndian: boolean; descr: string }
 
@@ -27,17 +36,31 @@ export class NumpyArray {
   shape: number[] = [];
   fortranOrder = false;
   data: Uint8Array = new Uint8Array(0);
+  /** Set instead of `data` when the bytes were left in the file (parsePickleFile). */
+  range: FileRange | null = null;
   get size(): number { return this.shape.reduce((a, b) => a * b, 1); }
 }
 
 /** A numpy scalar (for example np.int64 inside a list of labels), already converted to a JS number. */
 export class NumpyScalar { constructor(readonly value: number) {} }
 
-export type PyValue = null | boolean | number | bigint | string | PyBytes | PyValue[] | PyTuple | PyDict | NumpyArray | NumpyDtype | NumpyScalar | PyGlobal;
+export type PyValue = null | boolean | number | bigint | string | PyBytes | FileRange | PyValue[] | PyTuple | PyDict | NumpyArray | NumpyDtype | NumpyScalar | PyGlobal | PyObject;
 export class PyTuple { constructor(readonly items: PyValue[]) {} }
 /** A Python dict; str and bytes keys become JS strings (bytes as latin1), ints become numbers. */
 export type PyDict = Map<string | number | boolean | null, PyValue>;
-class PyGlobal { constructor(readonly module: string, readonly name: string) {} }
+/** A reference to a Python global (module.name) that the reader allowed. */
+export class PyGlobal { constructor(readonly module: string, readonly name: string) {} get full(): string { return `${this.module}.${this.name}`; } }
+/** Whatever a caller's own global returned (for example a PyTorch tensor); the parser only passes it along. */
+export class PyObject { constructor(readonly value: unknown) {} }
+
+export interface PickleOptions {
+  /** More globals to allow, by module.name, and what calling them (REDUCE, NEWOBJ) returns. */
+  globals?: ReadonlyMap<string, (args: PyValue[], file: string) => PyValue>;
+  /** Resolves a persistent id (PERSID, BINPERSID); without it they are refused. */
+  persistentLoad?: (pid: PyValue) => PyValue;
+  /** What the file is expected to hold, for the message refusing any other global. */
+  expected?: string;
+}
 class Mark {}
 const MARK = new Mark();
 
@@ -105,30 +128,119 @@ function decodeLong(bytes: Uint8Array): number | bigint {
 
 const utf8 = new TextDecoder('utf-8');
 
+/** Where the parser reads from: the whole file in memory, or a window onto an open file. */
+interface ByteSource {
+  buf: Uint8Array;
+  /** Offset in the input of buf[0]. */
+  base: number;
+  /** Bytes in the input. */
+  total: number;
+  /** Makes [pos, pos + n) available in buf (moving the window); only for a file. */
+  refill?: (pos: number, n: number) => void;
+  /** Byte strings this long or longer are left in the file as FileRanges (file sources only). */
+  deferBytes?: number;
+}
+
 /**
- * Parses a pickle held in `buf`. `file` names the input in error messages. Throws UserError for a
- * truncated file, an unknown opcode or a class other than numpy's array types.
+ * Parses a pickle held in `buf` (from byte `start`). `file` names the input in error messages. Throws UserError
+ * for a truncated file, an unknown opcode or a class other than numpy's array types (and `opts.globals`).
  */
-export function parsePickle(buf: Uint8Array, file: string): PyValue {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  let pos = 0;
+export function parsePickle(buf: Uint8Array, file: string, opts: PickleOptions = {}): PyValue {
+  return parsePickleAt(buf, 0, file, opts).value;
+}
+
+/** parsePickle from byte `start`; also returns the offset after the STOP opcode (files of several pickles). */
+export function parsePickleAt(buf: Uint8Array, start: number, file: string, opts: PickleOptions = {}): { value: PyValue; end: number } {
+  return parseSource({ buf, base: 0, total: buf.length }, start, file, opts);
+}
+
+/** Default window of a file parse, and the size from which byte strings stay in the file. */
+const WINDOW_BYTES = 64 * 2 ** 20;
+
+/**
+ * Parses a pickle file through a window of at most `windowBytes`, leaving byte strings of half the window or
+ * more in the file (as FileRanges; numpy arrays get `range` instead of `data`): for files too large for one buffer.
+ */
+export function parsePickleFile(file: string, opts: PickleOptions & { windowBytes?: number } = {}): PyValue {
+  const fd = openSync(file, 'r');
+  try {
+    const total = fstatSync(fd).size;
+    const windowBytes = Math.max(64, opts.windowBytes ?? WINDOW_BYTES);
+    const src: ByteSource = { buf: new Uint8Array(0), base: 0, total, deferBytes: Math.max(1, windowBytes >> 1) };
+    src.refill = (pos: number, n: number): void => {
+      const length = Math.min(total - pos, Math.max(windowBytes, n));
+      const buf = src.buf.length >= length ? src.buf.subarray(0, length) : new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const got = readSync(fd, buf, done, length - done, pos + done);
+        if (got === 0) break;
+        done += got;
+      }
+      src.buf = buf.subarray(0, done);
+      src.base = pos;
+    };
+    return parseSource(src, 0, file, opts).value;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parseSource(src: ByteSource, start: number, file: string, opts: PickleOptions): { value: PyValue; end: number } {
+  const expected = opts.expected ?? 'only numpy arrays, lists, dicts and numbers';
+  const orderedDicts = new WeakSet<PyDict>();
+  let buf = src.buf;
+  let view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let base = src.base;
+  let pos = start;
   const stack: (PyValue | Mark)[] = [];
   const marks: number[] = [];
   const memo = new Map<number, PyValue>();
-  const truncated = (): never => { throw new UserError(`${file}: the pickle is truncated (ended at byte ${buf.length} before its STOP opcode)`); };
-  const need = (n: number): void => { if (pos + n > buf.length) truncated(); };
-  const u8 = (): number => { need(1); return buf[pos++]; };
-  const u16 = (): number => { need(2); const v = view.getUint16(pos, true); pos += 2; return v; };
-  const i32 = (): number => { need(4); const v = view.getInt32(pos, true); pos += 4; return v; };
-  const u32 = (): number => { need(4); const v = view.getUint32(pos, true); pos += 4; return v; };
-  const u64 = (): number => { need(8); const v = Number(view.getBigUint64(pos, true)); pos += 8; return v; };
-  const take = (n: number): Uint8Array => { if (n < 0) truncated(); need(n); const b = buf.subarray(pos, pos + n); pos += n; return b; };
+  const truncated = (): never => { throw new UserError(`${file}: the pickle is truncated (ended at byte ${src.total} before its STOP opcode)`); };
+  const need = (n: number): void => {
+    if (pos + n <= base + buf.length) return;
+    if (pos + n > src.total || !src.refill) truncated();
+    src.refill!(pos, n);
+    buf = src.buf; base = src.base;
+    view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  };
+  const u8 = (): number => { need(1); return buf[pos++ - base]; };
+  const u16 = (): number => { need(2); const v = view.getUint16(pos - base, true); pos += 2; return v; };
+  const i32 = (): number => { need(4); const v = view.getInt32(pos - base, true); pos += 4; return v; };
+  const u32 = (): number => { need(4); const v = view.getUint32(pos - base, true); pos += 4; return v; };
+  const u64 = (): number => { need(8); const v = Number(view.getBigUint64(pos - base, true)); pos += 8; return v; };
+  const f64 = (): number => { need(8); const v = view.getFloat64(pos - base, false); pos += 8; return v; };
+  /** n bytes: a view of the input in memory; from a file, a copy (the window moves) or a FileRange. */
+  const take = (n: number): Uint8Array => {
+    if (n < 0) truncated();
+    need(n);
+    const b = buf.subarray(pos - base, pos - base + n);
+    pos += n;
+    return src.refill ? b.slice() : b;
+  };
+  const bytesValue = (n: number): PyBytes | FileRange => {
+    if (src.deferBytes !== undefined && n >= src.deferBytes) {
+      if (n < 0 || pos + n > src.total) truncated();
+      const r = new FileRange(pos, n);
+      pos += n;
+      return r;
+    }
+    return new PyBytes(take(n));
+  };
   const line = (): string => {
-    const end = buf.indexOf(0x0a, pos);
-    if (end < 0) truncated();
-    const s = new PyBytes(buf.subarray(pos, end)).text;
-    pos = end + 1;
-    return s;
+    for (let want = 256; ; want *= 2) {
+      need(Math.min(want, src.total - pos));
+      const end = buf.indexOf(0x0a, pos - base);
+      if (end >= 0) {
+        const s = new PyBytes(buf.subarray(pos - base, end)).text;
+        pos = base + end + 1;
+        return s;
+      }
+      if (pos + want >= src.total) truncated();
+    }
+  };
+  const persistent = (pid: PyValue): PyValue => {
+    if (!opts.persistentLoad) throw new UserError(`${file}: the pickle refers to external objects (persistent ids); expected ${expected}`);
+    return opts.persistentLoad(pid);
   };
   const pop = (): PyValue => {
     if (stack.length === 0) throw new UserError(`${file}: not a valid pickle (stack underflow at byte ${pos})`);
@@ -150,7 +262,7 @@ export function parsePickle(buf: Uint8Array, file: string): PyValue {
   };
   const global = (module: string, name: string): PyGlobal => {
     const full = `${module}.${name}`;
-    if (!ALLOWED.has(full)) throw new UserError(`${file}: the pickle contains a ${full} object; expected only numpy arrays, lists, dicts and numbers`);
+    if (!ALLOWED.has(full) && !opts.globals?.has(full)) throw new UserError(`${file}: the pickle contains a ${full} object; expected ${expected}`);
     return new PyGlobal(module, name);
   };
   const setItems = (d: PyValue, items: PyValue[]): void => {
@@ -176,23 +288,27 @@ export function parsePickle(buf: Uint8Array, file: string): PyValue {
     }
     if (NUMPY_FROMBUFFER.has(full)) {
       const [buffer, dt, shape, order] = args;
-      if (!(buffer instanceof PyBytes) || !dt || !('kind' in (dt as object)) || !(shape instanceof PyTuple)) throw new UserError(`${file}: malformed numpy array (_frombuffer)`);
+      if (!(buffer instanceof PyBytes || buffer instanceof FileRange) || !dt || !('kind' in (dt as object)) || !(shape instanceof PyTuple)) throw new UserError(`${file}: malformed numpy array (_frombuffer)`);
       const arr = new NumpyArray();
-      fillArray(arr, shape, dt as NumpyDtype, order === 'F', buffer.bytes);
+      fillArray(arr, shape, dt as NumpyDtype, order === 'F', buffer instanceof PyBytes ? buffer.bytes : buffer);
       return arr;
     }
     if (full === '_codecs.encode') return new PyBytes(latin1Bytes(String(args[0])));
     if (full.endsWith('.bytearray')) return args[0] instanceof PyBytes ? args[0] : new PyBytes(new Uint8Array(0));
     if (full.endsWith('set')) return Array.isArray(args[0]) ? args[0] : [];
-    if (full === 'collections.OrderedDict') return new Map();
-    throw new UserError(`${file}: the pickle calls ${full}; expected only numpy arrays, lists, dicts and numbers`);
+    if (full === 'collections.OrderedDict') { const d: PyDict = new Map(); orderedDicts.add(d); return d; }
+    const own = opts.globals?.get(full);
+    if (own) return own(args, file);
+    throw new UserError(`${file}: the pickle calls ${full}; expected ${expected}`);
   };
   /** Sets an array's layout and bytes, checking that the bytes fill the shape exactly. */
-  const fillArray = (arr: NumpyArray, shape: PyTuple, dtype: NumpyDtype, fortranOrder: boolean, bytes: Uint8Array): void => {
+  const fillArray = (arr: NumpyArray, shape: PyTuple, dtype: NumpyDtype, fortranOrder: boolean, bytes: Uint8Array | FileRange): void => {
     arr.shape = shape.items.map(numberOf);
+    if (arr.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new UserError(`${file}: numpy array of shape (${shape.items.map(String).join(', ')}); dimensions must be whole numbers, 0 or more`);
     arr.dtype = dtype;
     arr.fortranOrder = fortranOrder;
-    arr.data = bytes;
+    if (bytes instanceof FileRange) arr.range = bytes;
+    else arr.data = bytes;
     const expected = arr.size * dtype.itemSize;
     if (bytes.length !== expected) throw new UserError(`${file}: numpy array of shape (${arr.shape.join(', ')}) has ${bytes.length} bytes, expected ${expected}`);
   };
@@ -203,26 +319,25 @@ export function parsePickle(buf: Uint8Array, file: string): PyValue {
       const s = items.length === 5 ? items.slice(1) : items;
       const [shape, dtype, fortran, data] = s;
       if (!(shape instanceof PyTuple) || !dtype || !('kind' in (dtype as object))) throw new UserError(`${file}: malformed numpy array state`);
-      const bytes = data instanceof PyBytes ? data.bytes : typeof data === 'string' ? latin1Bytes(data) : null;
+      const bytes = data instanceof PyBytes ? data.bytes : data instanceof FileRange ? data : typeof data === 'string' ? latin1Bytes(data) : null;
       if (!bytes) throw new UserError(`${file}: numpy array of dtype ${(dtype as NumpyDtype).descr} stores Python objects; expected raw numbers`);
       fillArray(obj, shape, dtype as NumpyDtype, fortran === true, bytes);
       return;
     }
     if (obj && typeof obj === 'object' && 'kind' in (obj as object)) return; // dtype state (byte order, flags) is already in its descr
+    // An OrderedDict's state is its attributes (a state_dict's _metadata), not items.
+    if (obj instanceof Map && orderedDicts.has(obj)) return;
     if (obj instanceof Map && state instanceof Map) { for (const [k, v] of state) obj.set(k, v); return; }
+    if (obj instanceof PyObject) return;
     throw new UserError(`${file}: the pickle sets the state of an unsupported object`);
   };
 
   for (;;) {
-    if (pos >= buf.length) truncated();
-    const op = buf[pos++];
+    const op = u8();
     switch (op) {
       case 0x80: u8(); break; // PROTO
       case 0x95: u64(); break; // FRAME: frames are contiguous in the buffer, nothing to do
-      case 0x2e: { // STOP
-        const v = pop();
-        return v;
-      }
+      case 0x2e: return { value: pop(), end: pos }; // STOP
       case 0x28: marks.push(stack.length); stack.push(MARK); break; // MARK
       case 0x30: pop(); break; // POP
       case 0x31: popMark(); break; // POP_MARK
@@ -242,13 +357,13 @@ export function parsePickle(buf: Uint8Array, file: string): PyValue {
       }
       case 0x4c: stack.push(Number.parseInt(line().replace(/L$/, ''), 10)); break; // LONG (protocol 0)
       case 0x46: stack.push(Number.parseFloat(line())); break; // FLOAT
-      case 0x47: { need(8); stack.push(view.getFloat64(pos, false)); pos += 8; break; } // BINFLOAT
-      case 0x54: stack.push(new PyBytes(take(i32()))); break; // BINSTRING (Python 2 str)
-      case 0x55: stack.push(new PyBytes(take(u8()))); break; // SHORT_BINSTRING
-      case 0x42: stack.push(new PyBytes(take(u32()))); break; // BINBYTES
-      case 0x43: stack.push(new PyBytes(take(u8()))); break; // SHORT_BINBYTES
-      case 0x8e: stack.push(new PyBytes(take(u64()))); break; // BINBYTES8
-      case 0x96: stack.push(new PyBytes(take(u64()))); break; // BYTEARRAY8
+      case 0x47: stack.push(f64()); break; // BINFLOAT
+      case 0x54: stack.push(bytesValue(i32())); break; // BINSTRING (Python 2 str)
+      case 0x55: stack.push(bytesValue(u8())); break; // SHORT_BINSTRING
+      case 0x42: stack.push(bytesValue(u32())); break; // BINBYTES
+      case 0x43: stack.push(bytesValue(u8())); break; // SHORT_BINBYTES
+      case 0x8e: stack.push(bytesValue(u64())); break; // BINBYTES8
+      case 0x96: stack.push(bytesValue(u64())); break; // BYTEARRAY8
       case 0x58: stack.push(utf8.decode(take(u32()))); break; // BINUNICODE
       case 0x8c: stack.push(utf8.decode(take(u8()))); break; // SHORT_BINUNICODE
       case 0x8d: stack.push(utf8.decode(take(u64()))); break; // BINUNICODE8
@@ -269,7 +384,7 @@ export function parsePickle(buf: Uint8Array, file: string): PyValue {
         break;
       }
       case 0x8f: stack.push([]); break; // EMPTY_SET (kept as a list)
-      case 0x90: { const items = popMark(); const s = top(); if (Array.isArray(s)) s.push(...items); break; } // ADDITEMS
+      case 0x90: { const items = popMark(); const s = top(); if (Array.isArray(s)) for (const it of items) s.push(it); break; } // ADDITEMS
       case 0x91: stack.push(popMark()); break; // FROZENSET
       case 0x29: stack.push(new PyTuple([])); break; // EMPTY_TUPLE
       case 0x74: stack.push(new PyTuple(popMark())); break; // TUPLE
@@ -283,6 +398,8 @@ export function parsePickle(buf: Uint8Array, file: string): PyValue {
         stack.push(global(String(module), String(name)));
         break;
       }
+      case 0x51: stack.push(persistent(pop())); break; // BINPERSID
+      case 0x50: stack.push(persistent(line())); break; // PERSID
       case 0x52: { const args = pop(); const f = pop(); stack.push(reduce(f, args)); break; } // REDUCE
       case 0x81: { const args = pop(); const cls = pop(); stack.push(reduce(cls, args)); break; } // NEWOBJ
       case 0x62: { const state = pop(); build(top(), state); break; } // BUILD

@@ -25,8 +25,7 @@ export function summarizeImageSet(set: ImageSet): ImageSetSummary {
   const sumSq = new Float64Array(c);
   // Sum per channel in chunks of exact integer arithmetic, so large sets do not lose precision.
   const chunk = 1 << 16;
-  const px = set.images;
-  for (let start = 0; start < px.length; start += chunk * c) {
+  for (const px of set.images.chunks) for (let start = 0; start < px.length; start += chunk * c) {
     const end = Math.min(px.length, start + chunk * c);
     const s = new Array<number>(c).fill(0);
     const q = new Array<number>(c).fill(0);

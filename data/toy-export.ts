@@ -47,7 +47,7 @@ export async function writeToyFolders(opts: MakeToyOptions): Promise<MakeToyResu
         for (let i = 0; i < set.count; i++) {
           if (set.labels[i] !== k) continue;
           const n = jobs.length;
-          const pixels = set.images.subarray(i * bytes, (i + 1) * bytes);
+          const pixels = set.images.image(i);
           jobs.push(sharp(pixels, { raw: { width: set.width, height: set.height, channels: 3 } })
             .png()
             .toFile(join(dir, `${String(n).padStart(digits, '0')}.png`)));

@@ -16,6 +16,7 @@
 import { UserError } from './errors.js';
 import { Rng } from './rng.js';
 import type { ImageSet } from './types.js';
+import { ImageStore } from './pixels.js';
 
 export interface ToyOptions {
   split: string;
@@ -216,7 +217,7 @@ export function generateToy(opts: ToyOptions): ImageSet {
   return {
     name: 'toy',
     split: opts.split,
-    images,
+    images: ImageStore.fromBytes(images, imageBytes),
     count: labels.length,
     height: size,
     width: size,

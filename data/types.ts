@@ -1,4 +1,5 @@
 /** The in-memory forms shared by every reader, the augmentation pipeline and the evaluator. */
+import type { ImageStore } from './pixels.js';
 
 /** One split of a dataset: uint8 pixels in NHWC order, labels remapped to 0..k-1 in first-appearance order. */
 export interface ImageSet {
@@ -6,8 +7,8 @@ export interface ImageSet {
   name: string;
   /** Split name, for example "train", "val", "test". */
   split: string;
-  /** N*H*W*C bytes, row-major NHWC, RGB. */
-  images: Uint8Array;
+  /** N images of H*W*C bytes, row-major NHWC, RGB, in chunks of whole images (one chunk unless the set is very large). */
+  images: ImageStore;
   count: number;
   height: number;
   width: number;

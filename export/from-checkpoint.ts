@@ -70,7 +70,8 @@ async function loadRealImages(config: Record<string, unknown>, dataset: DatasetN
       if (set.height !== size || set.width !== size || set.channels !== 3) return `${dataset} images are ${set.height}x${set.width}x${set.channels}, the model takes ${size}x${size}x3`;
       const n = Math.min(count, set.count);
       const data = new Float32Array(n * size * size * 3);
-      for (let i = 0; i < data.length; i++) data[i] = set.images[i] / 255;
+      const px = set.images.images(0, n);
+      for (let i = 0; i < data.length; i++) data[i] = px[i] / 255;
       return { data, shape: [n, size, size, 3] };
     } catch (err) {
       lastError = (err as Error).message;

@@ -7,12 +7,13 @@ import { CIFAR_NORMALIZATION } from '../data/datasets.js';
 import { Rng } from '../data/rng.js';
 import type { ImageSet } from '../data/types.js';
 import { FIXTURES } from './helpers/run-skd.js';
+import { ImageStore } from '../data/pixels.js';
 
 function randomSet(count: number, size: number, seed: number): ImageSet {
   const r = new Rng(seed);
   const images = new Uint8Array(count * size * size * 3);
   for (let i = 0; i < images.length; i++) images[i] = r.randint(256);
-  return { name: 'random', split: 'train', images, count, height: size, width: size, channels: 3, labels: new Int32Array(count), classNames: ['0'], originalIds: [0] };
+  return { name: 'random', split: 'train', images: ImageStore.fromBytes(images, size * size * 3), count, height: size, width: size, channels: 3, labels: new Int32Array(count), classNames: ['0'], originalIds: [0] };
 }
 
 const TRAIN: AugmentOptions = { padding: 4, flip: true, jitter: 0.4, normalization: CIFAR_NORMALIZATION };
@@ -52,8 +53,8 @@ test('without augmentation the batch is the normalised images; normalizePixels a
   const plain = augmentBatch(set, [2, 0], new Rng(0), { padding: 0, flip: false, jitter: 0, normalization: CIFAR_NORMALIZATION });
   const norm = normalizeBatch(set, [2, 0], CIFAR_NORMALIZATION);
   assert.deepEqual(plain, norm);
-  for (let i = 0; i < 192; i++) assert.equal(norm[i], Math.fround(lut(set.images[2 * 192 + i], i % 3)));
-  assert.deepEqual(normalizePixels(set.images.slice(2 * 192, 3 * 192), 1, CIFAR_NORMALIZATION), norm.subarray(0, 192));
+  for (let i = 0; i < 192; i++) assert.equal(norm[i], Math.fround(lut(set.images.all()[2 * 192 + i], i % 3)));
+  assert.deepEqual(normalizePixels(set.images.all().slice(2 * 192, 3 * 192), 1, CIFAR_NORMALIZATION), norm.subarray(0, 192));
 });
 
 test('random crop shifts the image inside zero padding by the drawn offsets', () => {
@@ -66,7 +67,7 @@ test('random crop shifts the image inside zero padding by the drawn offsets', ()
     for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) for (let c = 0; c < 3; c++) {
       const sy = y + dy;
       const sx = x + dx;
-      const v = sy >= 0 && sy < 8 && sx >= 0 && sx < 8 ? set.images[(sy * 8 + sx) * 3 + c] : 0;
+      const v = sy >= 0 && sy < 8 && sx >= 0 && sx < 8 ? set.images.all()[(sy * 8 + sx) * 3 + c] : 0;
       assert.equal(out[(y * 8 + x) * 3 + c], Math.fround(lut(v, c)));
     }
   }
@@ -89,7 +90,7 @@ test('horizontal flip mirrors about half of the images', () => {
 });
 
 test('colour jitter: on a grey image only brightness acts, by a factor in [0.6, 1.4]', () => {
-  const set: ImageSet = { ...randomSet(1, 4, 0), images: new Uint8Array(48).fill(128) };
+  const set: ImageSet = { ...randomSet(1, 4, 0), images: ImageStore.fromBytes(new Uint8Array(48).fill(128), 48) };
   const out = augmentBatch(set, new Array(100).fill(0), new Rng(6), { padding: 0, flip: false, jitter: 0.4, normalization: { mean: [0, 0, 0], std: [1, 1, 1] } });
   const seen = new Set<number>();
   for (let n = 0; n < 100; n++) {
@@ -120,7 +121,7 @@ test('colour jitter equals PIL enhancements applied one after another (order and
     const draws = new Rng(seed);
     const order = draws.permutation(3);
     const factors = [draws.uniform(0.6, 1.4), draws.uniform(0.6, 1.4), draws.uniform(0.6, 1.4)];
-    const px = Array.from(set.images.subarray((seed % 3) * 192, (seed % 3 + 1) * 192));
+    const px = Array.from(set.images.all().subarray((seed % 3) * 192, (seed % 3 + 1) * 192));
     for (const op of order) {
       const f = factors[op];
       if (op === 0) for (let i = 0; i < px.length; i++) px[i] = blend(0, px[i], f);

@@ -19,7 +19,7 @@ function manifest(name: string): Record<string, ManifestEntry> {
 
 function pixelSum(set: ImageSet): number {
   let s = 0;
-  for (let i = 0; i < set.images.length; i++) s += set.images[i];
+  for (let i = 0; i < set.images.all().length; i++) s += set.images.all()[i];
   return s;
 }
 
@@ -27,7 +27,7 @@ function checkAgainst(set: ImageSet, m: ManifestEntry, size: number): void {
   assert.equal(set.count, m.n);
   assert.deepEqual(set.originalIds, m.classes);
   assert.equal(pixelSum(set), m.pixel_sum);
-  assert.equal(set.images.length, m.n * size * size * 3);
+  assert.equal(set.images.all().length, m.n * size * size * 3);
   assert.equal(set.labels.length, m.n);
   assert.equal(set.height, size);
   assert.equal(set.width, size);
@@ -87,7 +87,7 @@ test('a written protocol-2 pickle round-trips, sparse labels remap in first-appe
     assert.deepEqual(Array.from(set.labels), [0, 1, 0, 2, 1]);
     assert.deepEqual(set.originalIds, [70, 3, 99]);
     assert.deepEqual(set.classNames, ['70', '3', '99']);
-    assert.deepEqual(Array.from(set.images), Array.from(pixels));
+    assert.deepEqual(Array.from(set.images.all()), Array.from(pixels));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -165,7 +165,7 @@ test('protocol-5 pickles with numpy scalar labels, Python 3 protocol-2 bytes and
   assert.deepEqual(p5.originalIds, m.classes);
   assert.deepEqual(p5.classNames, ['n07', 'n02', 'n09']);
   assert.deepEqual(Array.from(p5.labels), [0, 0, 1, 2, 1, 2]);
-  assert.deepEqual(Array.from(p5.images.subarray(0, 12)), m.first_pixels);
+  assert.deepEqual(Array.from(p5.images.all().subarray(0, 12)), m.first_pixels);
   const npz = imageSetFromTiered(join(dir, 'deflated_images.npz'), join(dir, 'deflated_labels.pkl'), 'x');
   assert.deepEqual(npz.originalIds, m.classes);
   assert.equal(pixelSum(npz), m.pixel_sum);

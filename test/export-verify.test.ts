@@ -15,7 +15,7 @@ function fixtureImages(dataset: string, file: string, count: number): FloatTenso
   const n = Math.min(count, set.count);
   const perImage = set.height * set.width * set.channels;
   const data = new Float32Array(n * perImage);
-  for (let i = 0; i < data.length; i++) data[i] = set.images[i] / 255;
+  for (let i = 0; i < data.length; i++) data[i] = set.images.all()[i] / 255;
   return { data, shape: [n, set.height, set.width, set.channels] };
 }
 

@@ -14,6 +14,7 @@ import { decodeImages } from '../infer/server/images.js';
 import { ServerMetrics } from '../infer/server/metrics.js';
 import { ClassifierStore, STORE_FORMAT, STORE_VERSION, type StoredClassifier } from '../infer/server/store.js';
 import { FakeExtractor, encodeImage, syntheticImage } from './serve-helpers.js';
+import { ImageStore } from '../data/pixels.js';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -156,7 +157,7 @@ test('eval and serve augment support images into the same pixels for the same se
     const copies = 4;
     const pixels = new Uint8Array(count * size * size * 3);
     for (let i = 0; i < count; i++) pixels.set(syntheticImage(size, [40 * i, 90, 200], i), i * size * size * 3);
-    const set: ImageSet = { name: 'folder', split: 't', images: pixels, count, height: size, width: size, channels: 3, labels: new Int32Array(count), classNames: ['a'], originalIds: [0] };
+    const set: ImageSet = { name: 'folder', split: 't', images: ImageStore.fromBytes(pixels, size * size * 3), count, height: size, width: size, channels: 3, labels: new Int32Array(count), classNames: ['a'], originalIds: [0] };
     // skd eval: the episode's support tiled as np.tile does, cropped with the dataset rule's padding (infer/evaluate.ts).
     const episode = { index: 0, supportIdx: Int32Array.from([0, 1, 2]), supportLabels: Int32Array.from([0, 1, 2]), queryIdx: new Int32Array(0), queryLabels: new Int32Array(0) };
     const tiled = tileSupport(episode as unknown as Parameters<typeof tileSupport>[0], copies);
