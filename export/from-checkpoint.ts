@@ -8,6 +8,8 @@ import { datasetNormalization, isDatasetName, loadDataset, type DatasetName } fr
 import { UserError } from '../data/errors.js';
 import type { FloatTensor } from '../data/types.js';
 import { SKD_KEYS } from '../models/preprocessing.js';
+import type { ModelSpec, NamedWeights } from '../models/spec.js';
+import { isPthPath, readPthCheckpoint } from '../torch/checkpoint.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import type { InputLayout } from './graph.js';
 import { writeFileAtomic } from '../data/atomic-write.js';
@@ -15,7 +17,7 @@ import { checkWritableTarget, exportOnnx, resolveOutputs } from './onnx.js';
 import { formatVerifyReport, verifyExport, type VerifyReport } from './verify.js';
 
 export interface ExportCheckpointOptions {
-  /** A checkpoint file, or a training output folder (its highest gen<N>.safetensors is used). */
+  /** A checkpoint file (skd's safetensors or a PyTorch .pth of the reference), or a training output folder (its highest gen<N>.safetensors is used). */
   checkpoint: string;
   out: string;
   outputs?: readonly string[];
@@ -80,6 +82,29 @@ async function loadRealImages(config: Record<string, unknown>, dataset: DatasetN
   return lastError;
 }
 
+/** What export needs from a checkpoint of either kind. */
+export interface LoadedCheckpoint {
+  path: string;
+  spec: ModelSpec;
+  weights: NamedWeights;
+  config: Record<string, unknown>;
+  epoch: number;
+  generation: number;
+  /** Lines to show the user (a PyTorch checkpoint's missing rotation head, ignored tensors). */
+  notes: string[];
+}
+
+/** Reads skd's checkpoint or a PyTorch .pth (by extension); `dataset` fills in what a .pth does not say. */
+export async function loadAnyCheckpoint(path: string, dataset?: string): Promise<LoadedCheckpoint> {
+  if (isPthPath(path)) {
+    const p = readPthCheckpoint(path, { dataset });
+    const notes = [`read ${path}: PyTorch ${p.format} format, ${p.dtype}, ${p.spec.arch} widths ${p.spec.widths.join('-')}, ${p.spec.numClasses} classes`, ...p.notes];
+    return { path, spec: p.spec, weights: p.weights, config: p.config, epoch: p.epoch ?? 0, generation: 0, notes };
+  }
+  const ckpt = await readCheckpoint(path);
+  return { path, spec: ckpt.spec, weights: ckpt.weights, config: ckpt.config, epoch: ckpt.epoch, generation: ckpt.generation, notes: [] };
+}
+
 export async function exportCheckpoint(opts: ExportCheckpointOptions): Promise<ExportCheckpointResult> {
   const log = opts.log ?? (() => undefined);
   const outputs = resolveOutputs(opts.outputs);
@@ -87,7 +112,8 @@ export async function exportCheckpoint(opts: ExportCheckpointOptions): Promise<E
   if (!Number.isInteger(verifyImages) || verifyImages < 0) throw new UserError(`--verify-images must be a whole number of images, 0 or more; got ${opts.verifyImages}`);
   checkWritableTarget(opts.out);
   const path = resolveCheckpointPath(opts.checkpoint);
-  const ckpt = await readCheckpoint(path);
+  const ckpt = await loadAnyCheckpoint(path, opts.dataset);
+  for (const n of ckpt.notes) log(n);
   const configDataset = typeof ckpt.config.dataset === 'string' ? ckpt.config.dataset : undefined;
   const datasetName = opts.dataset ?? configDataset;
   if (!datasetName) throw new UserError(`${path}: the training configuration names no dataset; pass --dataset to say which normalisation the model expects`);
