@@ -4,7 +4,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { UserError } from './errors.js';
+import { fsReason, UserError } from './errors.js';
 import { datasetImageSize, imageSetFromPickle, imageSetFromTiered, loadDataset, type DatasetName } from './datasets.js';
 import { IMAGE_EXTENSIONS, loadImageFolder } from './folder.js';
 import type { ImageSet } from './types.js';
@@ -30,13 +30,18 @@ function isDir(p: string): boolean {
   try { return statSync(p).isDirectory(); } catch { return false; }
 }
 
+/** A folder's entries; an unreadable folder (a symbolic-link loop, no permission) is one UserError naming it. */
+function listDir(dir: string): string[] {
+  try { return readdirSync(dir); } catch (err) { throw new UserError(`${dir}: cannot read: ${fsReason(err)}; expected a dataset folder`); }
+}
+
 function hasImages(dir: string): boolean {
-  return readdirSync(dir).some((f) => IMAGE_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e)));
+  return listDir(dir).some((f) => IMAGE_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e)));
 }
 
 /** A split folder of an image-folder dataset: holds class folders that hold images. */
 function isSplitFolder(dir: string): boolean {
-  return readdirSync(dir).some((c) => isDir(join(dir, c)) && hasImages(join(dir, c)));
+  return listDir(dir).some((c) => isDir(join(dir, c)) && hasImages(join(dir, c)));
 }
 
 /** Guesses the dataset of a pickle from its file name (for naming only; the contents decide the layout). */
@@ -94,7 +99,7 @@ export async function discoverSplits(path: string, opts: DiscoverOptions = {}): 
   }
 
   const size = opts.imageSize ?? datasetImageSize('folder');
-  const entries = readdirSync(path).sort();
+  const entries = listDir(path).sort();
   const files = entries.filter(isDatasetFile);
   if (opts.dataset !== 'folder' && files.length > 0) {
     const chosen = opts.split ? files.filter((f) => splitOfFile(f) === opts.split || f.replace(/_images\.npz$/i, '') === opts.split) : files;
@@ -108,7 +113,7 @@ export async function discoverSplits(path: string, opts: DiscoverOptions = {}): 
   }
   // A folder of dataset folders (for example datasets/ holding CIFAR-FS/ and miniImageNet/): each one's files.
   const datasetDirs = splitDirs.length === 0 && opts.dataset !== 'folder'
-    ? entries.filter((e) => isDir(join(path, e)) && readdirSync(join(path, e)).some(isDatasetFile))
+    ? entries.filter((e) => isDir(join(path, e)) && listDir(join(path, e)).some(isDatasetFile))
     : [];
   if (datasetDirs.length > 0) {
     const loaded: LoadedSplit[] = [];

@@ -8,3 +8,20 @@ export class UserError extends Error {
     this.name = 'UserError';
   }
 }
+
+const FS_REASONS: Record<string, string> = {
+  ELOOP: 'a loop of symbolic links',
+  ENOENT: 'not found',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  ENOTDIR: 'not a directory',
+  EISDIR: 'a directory',
+  EMFILE: 'too many open files',
+};
+
+/** A file-system error's cause in words, for one-line messages ("a loop of symbolic links (ELOOP)"). */
+export function fsReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (!code) return (err as Error)?.message ?? String(err);
+  return FS_REASONS[code] ? `${FS_REASONS[code]} (${code})` : code;
+}

@@ -6,7 +6,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { UserError } from './errors.js';
+import { fsReason, UserError } from './errors.js';
 import type { ImageSet } from './types.js';
 import { forEachConcurrent } from './concurrent.js';
 import { ImageStore } from './pixels.js';
@@ -31,12 +31,16 @@ export function listClassFolders(dir: string): { name: string; files: string[] }
     names = sortedNames(dir);
   } catch (err) {
     if (err instanceof UserError) throw err;
-    throw new UserError(`${dir}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'}); expected a folder with one sub-folder per class`);
+    throw new UserError(`${dir}: cannot read: ${fsReason(err)}; expected a folder with one sub-folder per class`);
   }
-  const classes = names.filter((n) => statSync(join(dir, n)).isDirectory());
+  const classes = names.filter((n) => {
+    try { return statSync(join(dir, n)).isDirectory(); } catch (err) { throw new UserError(`${join(dir, n)}: cannot read: ${fsReason(err)}; expected a class folder of images`); }
+  });
   if (classes.length === 0) throw new UserError(`${dir} has no class folders; expected ${dir}/<class>/*.{jpg,png,webp}`);
   return classes.map((name) => {
-    const files = sortedNames(join(dir, name)).filter(isImageFile).map((f) => join(dir, name, f));
+    let names: string[];
+    try { names = sortedNames(join(dir, name)); } catch (err) { throw new UserError(`${join(dir, name)}: cannot read: ${fsReason(err)}; expected a class folder of images`); }
+    const files = names.filter(isImageFile).map((f) => join(dir, name, f));
     if (files.length === 0) throw new UserError(`class folder ${join(dir, name)} has no images (expected *.jpg, *.jpeg, *.png or *.webp)`);
     return { name, files };
   });

@@ -33,6 +33,8 @@ export interface OpenOptions {
   defaults?: Partial<Preprocessing>;
   /** Where the one-line provider fallback notice goes. Default: stderr. */
   log?: (line: string) => void;
+  /** The model's bytes, when they are already in memory (a checkpoint exported on the fly); modelPath then only names it. */
+  modelBytes?: Uint8Array;
 }
 
 let fallbackNoticeShown = false;
@@ -59,7 +61,7 @@ export class FeatureExtractor {
     }
     let bytes: Uint8Array;
     try {
-      bytes = await readFile(modelPath);
+      bytes = opts.modelBytes ?? await readFile(modelPath);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new UserError(`model file not found: ${modelPath}`);

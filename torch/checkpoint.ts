@@ -44,6 +44,7 @@ function plain(key: string, v: PyValue): unknown {
 export interface PthHints {
   /** Dataset to assume when the checkpoint's `opt` names none (sets the image size). */
   dataset?: string;
+  /** Image size when no dataset is known (default 32). */
   imageSize?: number;
 }
 
@@ -73,7 +74,7 @@ export function readPthCheckpoint(file: string, hints: PthHints = {}): PthCheckp
   if (optValue instanceof Map) for (const [k, v] of optValue) { const p = plain(String(k), v); if (p !== undefined) opt[String(k)] = p; }
 
   const dataset = typeof opt.dataset === 'string' && isDatasetName(opt.dataset) ? opt.dataset : hints.dataset;
-  const imageSize = hints.imageSize ?? (dataset && isDatasetName(dataset) ? datasetImageSize(dataset) : 32);
+  const imageSize = dataset && isDatasetName(dataset) ? datasetImageSize(dataset) : hints.imageSize ?? 32;
   let inferred;
   try {
     inferred = inferModelFromStateDict(raw, imageSize);

@@ -91,6 +91,13 @@ function parseJsonField<T>(path: string, metadata: Record<string, string>, key: 
   }
 }
 
+/** A JSON field that must hold an object (not null, a list or a number). */
+function parseObjectField(path: string, metadata: Record<string, string>, key: string): Record<string, unknown> {
+  const v = parseJsonField<unknown>(path, metadata, key);
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UserError(`${path}: checkpoint metadata "${key}" should be a JSON object, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`);
+  return v as Record<string, unknown>;
+}
+
 function parseIntField(path: string, metadata: Record<string, string>, key: string, fallback?: number): number {
   const raw = metadata[key];
   if (raw === undefined && fallback !== undefined) return fallback;
@@ -147,7 +154,7 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
     step: parseIntField(path, metadata, 'step', 0),
     rng: parseJsonField<RngState>(path, metadata, 'rng'),
     dropBlockCalls: parseIntField(path, metadata, 'drop_block_calls', 0),
-    config: parseJsonField<Record<string, unknown>>(path, metadata, 'config'),
+    config: parseObjectField(path, metadata, 'config'),
     generation: parseIntField(path, metadata, 'generation', 0),
     complete: metadata.complete === 'true',
     history: metadata.history === undefined ? [] : parseJsonField<EpochRecord[]>(path, metadata, 'history'),

@@ -5,6 +5,7 @@
 import { UserError } from '../data/errors.js';
 import { teacherFromOnnx, type OnnxTeacherHints } from './onnx-teacher.js';
 import type { ModelSpec, NamedWeights } from '../models/spec.js';
+import { isPthPath, readPthCheckpoint } from '../torch/checkpoint.js';
 import { readCheckpoint } from './checkpoint.js';
 import type { TrainHooks } from './progress.js';
 
@@ -18,8 +19,18 @@ export interface TeacherSource {
   config?: Record<string, unknown>;
 }
 
-/** A checkpoint, or an ONNX graph (by its .onnx extension; see onnx-teacher.ts, which uses `hints`). */
+/**
+ * A checkpoint, a PyTorch .pth of the reference's training scripts (torch/checkpoint.ts; its image size is its
+ * dataset's, else `hints.imageSize`), or an ONNX graph (by its .onnx extension; see onnx-teacher.ts, which uses `hints`).
+ */
 export async function loadTeacher(path: string, hooks: TrainHooks = {}, hints?: OnnxTeacherHints): Promise<TeacherSource> {
+  if (isPthPath(path)) {
+    const p = readPthCheckpoint(path, { imageSize: hints?.imageSize });
+    const spec = p.spec;
+    hooks.log?.(`teacher ${path}: PyTorch ${p.format} format, ${p.dtype}, ${spec.arch} widths ${spec.widths.join('-')}, ${spec.numClasses} classes`);
+    for (const n of p.notes) hooks.log?.(`note: ${n}`);
+    return { spec, weights: p.weights, generation: 0, config: p.config };
+  }
   if (path.toLowerCase().endsWith('.onnx')) {
     if (!hints) throw new UserError(`${path}: an ONNX teacher needs the run's image size and classes`);
     const t = await teacherFromOnnx(path, hints);

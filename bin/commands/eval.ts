@@ -5,7 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
-import { DATASET_NAMES, datasetNormalization, datasetPadding, isDatasetName, loadDataset, paddingForSize } from '../../data/datasets.js';
+import { DATASET_NAMES, datasetNormalization, datasetPadding, isDatasetName, loadDataset, paddingForSize, type DatasetName } from '../../data/datasets.js';
 import { writeFileAtomic } from '../../data/atomic-write.js';
 import { UserError } from '../../data/errors.js';
 import { checkEvalOptions, evaluateFewShot, type EvalReport } from '../../infer/evaluate.js';
@@ -40,7 +40,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
   command: 'eval',
   describe: 'Few-shot evaluation of an ONNX model: seeded episodes, augmented support, head per episode, mean ± 95% CI',
   builder: (y: Argv) => y
-    .option('model', { type: 'string', demandOption: true, describe: 'ONNX feature extractor (skd export, or a foreign graph described by the flags below)' })
+    .option('model', { type: 'string', demandOption: true, describe: 'ONNX feature extractor (skd export, or a foreign graph described by the flags below), or a checkpoint (skd\'s .safetensors, a PyTorch .pth), exported in memory' })
     .option('dataset', { type: 'string', demandOption: true, describe: `dataset: ${DATASET_NAMES.join(', ')}` })
     .option('data-root', { type: 'string', alias: 'data_root', describe: 'folder holding the dataset files' })
     .option('split', { type: 'string', default: 'test', describe: 'split to draw episodes from (test or val)' })
@@ -83,6 +83,20 @@ function last<T>(v: T | T[]): T {
   return Array.isArray(v) ? v[v.length - 1]! : v;
 }
 
+/** A checkpoint given as --model (by extension) exported to ONNX in memory; undefined for an ONNX file. */
+async function checkpointAsOnnx(model: string, dataset: DatasetName): Promise<Uint8Array | undefined> {
+  if (!/\.(pth|pt|safetensors)$/i.test(model)) return undefined;
+  const { loadAnyCheckpoint } = await import('../../export/from-checkpoint.js');
+  const { exportOnnx } = await import('../../export/onnx.js');
+  const ckpt = await loadAnyCheckpoint(model, dataset);
+  for (const n of ckpt.notes) process.stderr.write(`${n}\n`);
+  const configDataset = typeof ckpt.config.dataset === 'string' && isDatasetName(ckpt.config.dataset) ? ckpt.config.dataset : dataset;
+  return exportOnnx({
+    spec: ckpt.spec, weights: ckpt.weights, normalization: datasetNormalization(configDataset),
+    metadata: { dataset: configDataset, trainingConfig: ckpt.config, epoch: ckpt.epoch },
+  });
+}
+
 async function runEval(raw: EvalArgs): Promise<void> {
   const args = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, last(v)])) as unknown as EvalArgs;
   // Everything that can be checked from the flags alone, before loading anything.
@@ -110,8 +124,9 @@ async function runEval(raw: EvalArgs): Promise<void> {
   if (args.size !== undefined) overrides.size = args.size;
   if (mean) overrides.mean = mean;
   if (std) overrides.std = std;
+  const modelBytes = await checkpointAsOnnx(args.model, dataset);
   const extractor = await FeatureExtractor.open(args.model, {
-    device: args.device as Device, threads: args.threads, output: args.output, overrides,
+    modelBytes, device: args.device as Device, threads: args.threads, output: args.output, overrides,
     defaults: { ...datasetNormalization(dataset), normalizationInGraph: false },
   });
   try {
