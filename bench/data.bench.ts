@@ -2,14 +2,18 @@
  * Data pipeline speed: loading a CIFAR-FS-sized protocol-2 pickle, the training augmentation, and the toy
  * generator.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { freemem, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { augmentBatch, normalizeBatch } from '../data/augment.js';
 import { CIFAR_NORMALIZATION, imageSetFromPickle } from '../data/datasets.js';
 import { sampleEpisode } from '../data/episodes.js';
 import { Rng } from '../data/rng.js';
+import { ImageStore } from '../data/pixels.js';
 import { generateToy } from '../data/toy.js';
+import { fileBytes, FULL_SIZE, writeFullSize } from './data-files.js';
 import { writeDatasetPickle } from '../test/helpers/pickle-writer.js';
 
 export const describe =
@@ -17,7 +21,37 @@ export const describe =
   'augment: images/s through augmentBatch, batches of 64 at 32x32 (train: crop pad 4 + jitter 0.4 + flip + normalise; ' +
   'support: crop + flip + normalise); toy: images/s generating the toy train split (64 x 600 at 32x32); ' +
   'episodes: 5-way 1-shot 15-query episodes/s from 20 classes x 600. *_per_cpu_s divide by the process CPU time, ' +
-  'the steadier figure on a shared machine';
+  'the steadier figure on a shared machine. augment_chunked_*: the same train augmentation with the pixels in 1 chunk ' +
+  'and in 39 chunks of 1000 images, side by side. full_size: each published train split at full size (synthetic pixels), ' +
+  'written to a temporary folder, then loaded by a fresh process (load_s, peak_rss_gb = its maxRSS) which then ' +
+  'augments 40 batches of 64 random images; a set is skipped when free disk or memory is short. SKD_BENCH_FULL_SIZE=0 skips them all';
+
+/** Writes each full-size split, loads it in a child process, deletes it; skips what the disk or memory cannot hold. */
+function fullSize(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const child = join(dirname(fileURLToPath(import.meta.url)), 'data-load.js');
+  for (const s of FULL_SIZE) {
+    const bytes = fileBytes(s);
+    const fs = statfsSync(tmpdir());
+    const freeDisk = fs.bavail * fs.bsize;
+    if (freeDisk < bytes + 4 * 2 ** 30) { out[s.name] = { skipped: `needs ${(bytes / 1e9).toFixed(1)} GB of disk in ${tmpdir()} (+4 GB spare), ${(freeDisk / 1e9).toFixed(1)} GB free` }; continue; }
+    if (freemem() < bytes * 1.2 + 2 * 2 ** 30) { out[s.name] = { skipped: `needs about ${(bytes * 1.2 / 1e9 + 2).toFixed(1)} GB of free memory, ${(freemem() / 1e9).toFixed(1)} GB free` }; continue; }
+    const root = mkdtempSync(join(tmpdir(), 'skd-bench-full-'));
+    try {
+      mkdirSync(join(root, s.name));
+      process.stderr.write(`  writing ${s.name} ${s.split} (${s.count} images of ${s.size}x${s.size}x3, ${(bytes / 1e9).toFixed(2)} GB) ...\n`);
+      const t0 = Date.now();
+      const dir = writeFullSize(s, root);
+      const writeSeconds = (Date.now() - t0) / 1000;
+      process.stderr.write(`  loading it in a fresh process ...\n`);
+      const figures = JSON.parse(execFileSync(process.execPath, [child, s.name, dir, s.split], { encoding: 'utf8', maxBuffer: 1 << 20 })) as Record<string, unknown>;
+      out[s.name] = { file_gb: +(bytes / 1e9).toFixed(2), write_s: writeSeconds, ...figures };
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }
+  return out;
+}
 
 function seconds(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
@@ -64,6 +98,10 @@ export async function run(): Promise<Record<string, unknown>> {
       timed(() => { for (let b = 0; b < batches; b++) augmentBatch(set, order.subarray(b * 64, (b + 1) * 64), augRng, opts); });
     const trainTime = timeAugment(train);
     const supportTime = timeAugment(support);
+    // The same augmentation with the pixels split into chunks of 1000 images (as a full-size set is), side by side.
+    const chunkedSet = { ...set, images: ImageStore.fromBytes(set.images.all(), 3072, 3072 * 1000) };
+    const oneChunk = timed(() => { for (let b = 0; b < batches; b++) augmentBatch(set, order.subarray(b * 64, (b + 1) * 64), new Rng(b), train); });
+    const manyChunks = timed(() => { for (let b = 0; b < batches; b++) augmentBatch(chunkedSet, order.subarray(b * 64, (b + 1) * 64), new Rng(b), train); });
     const normalizeTime = timed(() => { for (let b = 0; b < batches; b++) normalizeBatch(set, order.subarray(b * 64, (b + 1) * 64), CIFAR_NORMALIZATION); });
     const images = batches * 64;
 
@@ -88,6 +126,10 @@ export async function run(): Promise<Record<string, unknown>> {
       toy_images_per_s: Math.round(toyCount / toyTime.wall),
       toy_images_per_cpu_s: Math.round(toyCount / toyTime.cpu),
       episodes_per_s: Math.round(episodeRate),
+      augment_chunked_chunks: chunkedSet.images.chunks.length,
+      augment_chunked_1_chunk_images_per_cpu_s: Math.round(images / oneChunk.cpu),
+      augment_chunked_39_chunks_images_per_cpu_s: Math.round(images / manyChunks.cpu),
+      full_size: process.env.SKD_BENCH_FULL_SIZE === '0' ? 'skipped (SKD_BENCH_FULL_SIZE=0)' : fullSize(),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

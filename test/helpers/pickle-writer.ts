@@ -2,7 +2,7 @@
  * Writes dataset pickles the way Python 2 + numpy wrote the published files (protocol 2, the array's bytes
  * as a BINSTRING), for tests and benchmarks that need files of a given size or with a given defect.
  */
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 
 export interface PickleArray { shape: number[]; descr: string; bytes: Uint8Array }
 
@@ -40,13 +40,17 @@ class Writer {
     this.byte(0x4e, 0x4e, 0x4e); this.int(-1); this.int(-1); this.int(0); this.byte(0x74, 0x62); // dtype state, BUILD
     this.byte(0x89); this.binstring(a.bytes); this.byte(0x74, 0x62); // (1, shape, dtype, False, bytes) BUILD
   }
-  concat(): Uint8Array { return Buffer.concat(this.parts); }
 }
 
 export type PickleValue = PickleArray | number[] | string | number | { [key: string]: number };
 
 /** A protocol-2 pickle of a dict whose values are numpy arrays, int lists, strings, ints or str->int dicts. */
 export function pickleDict(entries: Record<string, PickleValue>): Uint8Array {
+  return Buffer.concat(pickleDictParts(entries));
+}
+
+/** pickleDict as the pieces to write one after another (large arrays are not copied into one buffer). */
+export function pickleDictParts(entries: Record<string, PickleValue>): Uint8Array[] {
   const w = new Writer();
   w.byte(0x80, 0x02, 0x7d, 0x28); // PROTO 2, EMPTY_DICT, MARK
   for (const [key, value] of Object.entries(entries)) {
@@ -61,11 +65,16 @@ export function pickleDict(entries: Record<string, PickleValue>): Uint8Array {
     }
   }
   w.byte(0x75, 0x2e); // SETITEMS, STOP
-  return w.concat();
+  return w.parts;
 }
 
 /** Writes a CIFAR-FS-style split: 'data' uint8 [N, size, size, 3] and 'labels'. */
 export function writeDatasetPickle(file: string, pixels: Uint8Array, size: number, labels: number[], extra: Record<string, PickleValue> = {}): void {
   const n = pixels.length / (size * size * 3);
-  writeFileSync(file, pickleDict({ data: { shape: [n, size, size, 3], descr: '|u1', bytes: pixels }, labels, ...extra }));
+  const fd = openSync(file, 'w');
+  try {
+    for (const part of pickleDictParts({ data: { shape: [n, size, size, 3], descr: '|u1', bytes: pixels }, labels, ...extra })) writeSync(fd, part);
+  } finally {
+    closeSync(fd);
+  }
 }
