@@ -10,6 +10,7 @@ import { conv4Spec, resnet12Spec, type NamedWeights } from '../models/spec.js';
 import { initWeights } from '../models/init.js';
 import { checkOnnxModel } from '../proto/check.js';
 import { readOnnxModel, readOnnxModelInfo } from '../proto/read.js';
+import { maxRelative } from './helpers/compare.js';
 import { FIXTURES } from './helpers/run-skd.js';
 
 const CIFAR = { mean: [0.5071, 0.4867, 0.4408], std: [0.2675, 0.2565, 0.2761] } as { mean: [number, number, number]; std: [number, number, number] };
@@ -20,16 +21,6 @@ const flat = (v: Nested): number[] => (Array.isArray(v) ? v.flatMap(flat) : [v])
 const reference = JSON.parse(readFileSync(join(FIXTURES, 'models', 'resnet12_w8-16-32-64_reference.json'), 'utf8')) as {
   widths: number[]; n_cls: number; input_nchw: Nested; features: Nested; logits: Nested; rot_logits: Nested; state_dict: Record<string, unknown>;
 };
-
-function maxRelative(actual: Float32Array, expected: number[]): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
 
 async function session(bytes: Uint8Array): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });

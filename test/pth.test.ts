@@ -12,6 +12,7 @@ import { readPthCheckpoint } from '../torch/checkpoint.js';
 import { readTorchFile } from '../torch/pth.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { writeDatasetPickle } from './helpers/pickle-writer.js';
+import { maxRelative } from './helpers/compare.js';
 import { FIXTURES, runSkd } from './helpers/run-skd.js';
 import { zipBytes } from './helpers/zip-writer.js';
 
@@ -25,16 +26,6 @@ const pth = (kind: string): string => join(PTH, `resnet12_w8-16-32-64_${kind}.pt
 const CIFAR = { mean: [0.5071, 0.4867, 0.4408], std: [0.2675, 0.2565, 0.2761] } as { mean: [number, number, number]; std: [number, number, number] };
 const dir = mkdtempSync(join(tmpdir(), 'skd-pth-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function maxRelative(actual: Float32Array, expected: number[]): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
 
 const expectUserError = (fn: () => unknown, re: RegExp): void => {
   assert.throws(fn, (e: Error) => e instanceof UserError && re.test(e.message) && !e.message.includes('\n'), `expected a one-line UserError matching ${re}`);
