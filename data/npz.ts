@@ -5,7 +5,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { UserError } from './errors.js';
-import { parseDtype, type NumpyDtype } from './pickle.js';
+import { parseDtype, type NumpyDtype } from './py-values.js';
 import { readAt, ZipArchive } from './zip.js';
 
 export interface NpyHeader { dtype: NumpyDtype; shape: number[]; fortranOrder: boolean; /** Bytes before the data. */ dataOffset: number }

@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 import { datasetImageSize, isDatasetName } from '../data/datasets.js';
 import { UserError } from '../data/errors.js';
-import { numberOf, PyBytes, PyTuple, type PyValue } from '../data/pickle.js';
+import { numberOf, PyBytes, PyTuple, type PyValue } from '../data/py-values.js';
 import { inferModelFromStateDict, UnsupportedArchitecture } from '../models/from-state-dict.js';
 import type { ModelSpec, NamedWeights } from '../models/spec.js';
 import { asTensor, readTorchFile } from './pth.js';

@@ -9,7 +9,8 @@
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { UserError } from '../data/errors.js';
-import { numberOf, parsePickleAt, PyGlobal, PyObject, PyTuple, type PickleOptions, type PyDict, type PyValue } from '../data/pickle.js';
+import { parsePickleAt, type PickleOptions } from '../data/pickle.js';
+import { numberOf, PyGlobal, PyObject, PyTuple, type PyDict, type PyValue } from '../data/py-values.js';
 import { readAt, ZipArchive } from '../data/zip.js';
 
 export type TorchDtype = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';

@@ -19,7 +19,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
   describe: 'Export a checkpoint to ONNX (batch-norm folded, preprocessing in metadata_props)',
   builder: (y) =>
     y
-      .option('checkpoint', { type: 'string', demandOption: true, describe: 'Checkpoint file, or a training output folder (its last generation is used)' })
+      .option('checkpoint', { type: 'string', demandOption: true, describe: 'Checkpoint file (skd .safetensors, or a PyTorch .pth of the reference code), or a training output folder (its last generation is used)' })
       .option('out', { type: 'string', demandOption: true, describe: 'ONNX file to write (atomically)' })
       .option('outputs', { type: 'string', default: 'features', describe: `Comma-separated graph outputs among ${OUTPUT_NAMES.join(', ')}; features is always included` })
       .option('layout', { choices: ['nchw', 'nhwc'] as const, default: 'nchw' as const, describe: 'Layout of the images input' })

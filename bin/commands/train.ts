@@ -147,7 +147,7 @@ const gen1Command: CommandModule<object, TrainArgs> = {
   command: 'gen1',
   describe: 'Gen-1: self-supervised distillation from a frozen teacher (KD(T) + gamma * ||z(x) - z(x180)|| / 3)',
   builder: (y) => commonOptions(y, 1)
-    .option('path_t', { alias: ['path-t', 'teacher'], type: 'string', demandOption: true, describe: 'Teacher: a gen0 (or earlier gen1) checkpoint, or an ONNX graph with logits' })
+    .option('path_t', { alias: ['path-t', 'teacher'], type: 'string', demandOption: true, describe: 'Teacher: a gen0 (or earlier gen1) checkpoint, a PyTorch .pth of the reference code, or an ONNX graph with logits' })
     .option('kd_T', { alias: ['kd-t', 'kd-T'], type: 'number', describe: 'Distillation temperature (default 2)' })
     .option('generations', { type: 'number', describe: 'Distil this many generations in a row: Gen-2 learns from Gen-1, ... (default 1)' }) as unknown as Argv<TrainArgs>,
   handler: (a) => run(1, a),
