@@ -1,16 +1,16 @@
 /**
  * Child process of the data benchmark: loads one dataset split and prints JSON (load seconds, peak RSS, chunks,
  * and augmentation throughput on the loaded storage), so that each figure is the peak of a fresh process.
- * Usage: node dist/bench/data-load.js <dataset> <data-root> <split>
+ * Usage: node dist/bench/data-load.js <dataset> <data-root> <split> [chunk-bytes]
  */
 import { augmentBatch } from '../data/augment.js';
 import { datasetNormalization, datasetPadding, loadDataset, type DatasetName } from '../data/datasets.js';
 import { Rng } from '../data/rng.js';
 
-const [dataset, dataRoot, split] = process.argv.slice(2) as [DatasetName, string, string];
+const [dataset, dataRoot, split, chunk] = process.argv.slice(2) as [DatasetName, string, string, string | undefined];
 const rssBefore = process.memoryUsage().rss;
 const start = process.hrtime.bigint();
-const set = await loadDataset({ dataset, dataRoot, split });
+const set = await loadDataset({ dataset, dataRoot, split, chunkBytes: chunk ? Number(chunk) : undefined });
 const loadSeconds = Number(process.hrtime.bigint() - start) / 1e9;
 const peakAfterLoad = process.resourceUsage().maxRSS * 1024;
 // Augmentation on this storage: random images from the whole set (so every chunk is touched), 64 per batch.

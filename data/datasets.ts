@@ -6,7 +6,7 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { paddingForSize } from './augment.js';
-import { UserError } from './errors.js';
+import { fsReason, UserError } from './errors.js';
 import { loadImageFolder } from './folder.js';
 import { readNpzRows, type NpyHeader } from './npz.js';
 import { parsePickle, parsePickleFile } from './pickle.js';
@@ -85,7 +85,7 @@ function fileSize(file: string): number {
     return st.size;
   } catch (err) {
     if (err instanceof UserError) throw err;
-    throw new UserError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new UserError(`${file}: cannot read: ${fsReason(err)}`);
   }
 }
 
