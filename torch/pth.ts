@@ -8,7 +8,7 @@
  * refused with a message naming the global, before anything is called.
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
-import { UserError } from '../data/errors.js';
+import { fsReason, UserError } from '../data/errors.js';
 import { parsePickleAt, type PickleOptions } from '../data/pickle.js';
 import { numberOf, PyGlobal, PyObject, PyTuple, type PyDict, type PyValue } from '../data/py-values.js';
 import { readAt, ZipArchive } from '../data/zip.js';
@@ -201,13 +201,15 @@ function readLegacyFormat(file: string, buf: Uint8Array): TorchFile {
 export function readTorchFile(file: string): TorchFile {
   let head: Uint8Array;
   try {
-    if (!statSync(file).isFile()) throw new UserError(`${file} is not a file; expected a PyTorch checkpoint (.pth)`);
+    const st = statSync(file);
+    if (!st.isFile()) throw new UserError(`${file} is not a file; expected a PyTorch checkpoint (.pth)`);
+    head = new Uint8Array(Math.min(4, st.size));
     const fd = openSync(file, 'r');
-    try { head = readAt(fd, 0, Math.min(4, statSync(file).size), file, new Uint8Array(Math.min(4, statSync(file).size))); } finally { closeSync(fd); }
+    try { readAt(fd, 0, head.length, file, head); } finally { closeSync(fd); }
   } catch (err) {
     if (err instanceof UserError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `checkpoint not found: ${file}` : `cannot read ${file} (${code ?? (err as Error).message})`);
+    throw new UserError(code === 'ENOENT' ? `checkpoint not found: ${file}` : `cannot read ${file}: ${fsReason(err)}`);
   }
   if (head.length === 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04) return readZipFormat(file);
   if (head.length >= 2 && head[0] === 0x80) return readLegacyFormat(file, readFileSync(file));
