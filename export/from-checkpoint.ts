@@ -29,6 +29,8 @@ export interface ExportCheckpointOptions {
   /** Real images used by the check, besides random ones (default 16; 0 = random only). */
   verifyImages?: number;
   backend?: 'cpu' | 'wasm';
+  /** Export weights that hold NaN or infinities (refused by default). */
+  allowNonFinite?: boolean;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
 }
@@ -121,7 +123,7 @@ export async function exportCheckpoint(opts: ExportCheckpointOptions): Promise<E
   const normalization = datasetNormalization(datasetName);
 
   const onnx = exportOnnx({
-    spec: ckpt.spec, weights: ckpt.weights, outputs, layout: opts.layout, normalization, bakeNormalization: opts.bakeNormalization,
+    spec: ckpt.spec, weights: ckpt.weights, outputs, layout: opts.layout, normalization, bakeNormalization: opts.bakeNormalization, allowNonFinite: opts.allowNonFinite,
     metadata: { dataset: datasetName, trainingConfig: ckpt.config, epoch: ckpt.epoch, extra: { [SKD_KEYS.generation]: String(ckpt.generation) } },
   });
   log(`exported ${ckpt.spec.arch} (widths ${ckpt.spec.widths.join('-')}, ${ckpt.spec.imageSize}x${ckpt.spec.imageSize}) from ${path}: outputs ${outputs.join(', ')}`);

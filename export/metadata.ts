@@ -16,7 +16,7 @@
  * | skd.dataset | dataset the weights were trained on ('' if unknown) |
  * | skd.spec_version | ModelSpec version |
  * | skd.version | version of skd that wrote the file |
- * | skd.training_config | JSON object of the training configuration ('{}' if unknown) |
+ * | skd.training_config | JSON object of the training configuration ('{}' if unknown); local paths by base name |
  * | skd.outputs | JSON array of the graph's output names |
  * | skd.input | name of the graph input ('images') |
  * | skd.epoch | training epoch of the checkpoint, when known |
@@ -25,6 +25,7 @@ import type { Normalization } from '../data/types.js';
 import { SKD_KEYS, preprocessingMetadata } from '../models/preprocessing.js';
 import type { ModelSpec } from '../models/spec.js';
 import type { InputLayout, OutputName } from './graph.js';
+import { portableTrainingConfig } from '../proto/portable-config.js';
 import { packageVersion } from './version.js';
 
 export interface MetadataInput {
@@ -53,7 +54,7 @@ export function buildMetadata(m: MetadataInput): Record<string, string> {
     [SKD_KEYS.dataset]: m.dataset ?? '',
     [SKD_KEYS.specVersion]: String(m.spec.specVersion),
     [SKD_KEYS.version]: packageVersion(),
-    [SKD_KEYS.trainingConfig]: JSON.stringify(m.trainingConfig ?? {}),
+    [SKD_KEYS.trainingConfig]: JSON.stringify(portableTrainingConfig(m.trainingConfig ?? {})),
     [SKD_KEYS.outputs]: JSON.stringify(m.outputs),
   };
   if (m.epoch !== undefined) props[SKD_KEYS.epoch] = String(m.epoch);

@@ -32,6 +32,27 @@ export interface ExportOptions {
   /** Put (x - mean) / std into the graph so that it takes pixels / 255. Default false. */
   bakeNormalization?: boolean;
   metadata?: { dataset?: string; trainingConfig?: Record<string, unknown>; epoch?: number; extra?: Record<string, string> };
+  /** Export weights holding NaN or infinities (refused by default: such a model answers NaN for every image). */
+  allowNonFinite?: boolean;
+}
+
+/** Weight tensors holding NaN or infinities, with how many of their values are. */
+export function nonFiniteWeights(weights: NamedWeights): { name: string; nonFinite: number; size: number }[] {
+  const found: { name: string; nonFinite: number; size: number }[] = [];
+  for (const [name, t] of weights) {
+    let nonFinite = 0;
+    for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i]!)) nonFinite++;
+    if (nonFinite > 0) found.push({ name, nonFinite, size: t.data.length });
+  }
+  return found;
+}
+
+function checkFiniteWeights(weights: NamedWeights): void {
+  const bad = nonFiniteWeights(weights);
+  if (bad.length === 0) return;
+  const first = bad[0]!;
+  const others = bad.length > 1 ? ` and ${bad.length - 1} more tensor(s)` : '';
+  throw new UserError(`the weights are not finite: ${first.name} has ${first.nonFinite} NaN or infinite values of ${first.size}${others} (the training diverged?); a model exported from them answers NaN for every image. Export anyway with --allow-non-finite`);
 }
 
 /** Checks requested output names; 'features' comes first and always. */
@@ -46,6 +67,7 @@ export function resolveOutputs(requested: readonly string[] | undefined): Output
 }
 
 export function exportOnnxModel(opts: ExportOptions): ModelProtoObject {
+  if (!opts.allowNonFinite) checkFiniteWeights(opts.weights);
   const outputs = resolveOutputs(opts.outputs);
   const layout = opts.layout ?? 'nchw';
   if (layout !== 'nchw' && layout !== 'nhwc') throw new UserError(`unknown input layout '${String(layout)}': expected nchw or nhwc`);

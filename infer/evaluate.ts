@@ -20,7 +20,7 @@ import { checkEpisodeFeasible, sampleEpisode, tileSupport, type Episode } from '
 import { UserError } from '../data/errors.js';
 import { Rng } from '../data/rng.js';
 import type { ImageSet, Normalization } from '../data/types.js';
-import { l2NormalizeRows } from './features.js';
+import { firstNonFiniteRow, l2NormalizeRows } from './features.js';
 import { createHead, type HeadKind } from './heads/index.js';
 import type { Preprocessing } from './session.js';
 import { meanConfidenceInterval } from './stats.js';
@@ -118,6 +118,13 @@ export function checkEvalOptions(opts: Omit<EvalOptions, 'extractor'> & { extrac
   checkEpisodeFeasible(set.labels, set.classNames.length, { nWays: opts.nWays, nShots: opts.nShots, nQueries: opts.nQueries, seed: opts.seed }, set.classNames);
 }
 
+/** NaN in, NaN out would report chance accuracy as a result: refuse features that are not finite. */
+function checkFinite(features: Float32Array, n: number, d: number, imageOfRow: (row: number) => number, set: ImageSet): void {
+  const row = firstNonFiniteRow(features, n, d);
+  if (row < 0) return;
+  throw new UserError(`the model gave non-finite features (NaN or infinity) for image ${imageOfRow(row)} of ${set.name}/${set.split}: its weights are not finite or it overflows; export it again from a good checkpoint`);
+}
+
 function flagName(key: string): string {
   return '--' + key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
 }
@@ -147,6 +154,7 @@ export async function evaluateFewShot(opts: EvalOptions): Promise<EvalReport> {
   for (let start = 0; start < queryImages.length; start += chunk) {
     const idx = queryImages.slice(start, start + chunk);
     const f = await extractor.extract(normalizeBatch(set, idx, opts.normalization), idx.length, { batchSize });
+    checkFinite(f, idx.length, D, (row) => idx[row]!, set);
     queryFeatures.set(f, start * D);
     opts.onQueryProgress?.(start + idx.length, queryImages.length);
   }
@@ -176,6 +184,10 @@ export async function evaluateFewShot(opts: EvalOptions): Promise<EvalReport> {
     t0 = performance.now();
     const supportFeatures = await extractor.extract(images, group.length * perEpisodeSupport, { batchSize });
     supportFeaturesMs += performance.now() - t0;
+    checkFinite(supportFeatures, group.length * perEpisodeSupport, D, (row) => {
+      const e = group[Math.floor(row / perEpisodeSupport)]!;
+      return e.supportIdx[(row % perEpisodeSupport) % e.supportIdx.length]!; // tiled: copy a of image s is row a * shots + s
+    }, set);
     supportImagesEncoded += group.length * perEpisodeSupport;
 
     t0 = performance.now();

@@ -14,3 +14,9 @@ export function l2NormalizeRows(x: Float32Array, n: number, d: number): void {
     for (let j = 0; j < d; j++) x[o + j] = x[o + j]! * scale;
   }
 }
+
+/** Index of the first of the `n` rows of `x` (n x d) holding NaN or an infinity, or -1 when all are finite. */
+export function firstNonFiniteRow(x: Float32Array, n: number, d: number): number {
+  for (let i = 0; i < n * d; i++) if (!Number.isFinite(x[i]!)) return Math.floor(i / d);
+  return -1;
+}

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { UserError } from '../data/errors.js';
 import { decodeOnnxModel } from './codec.js';
+import { portableMetadata } from './portable-config.js';
 import { dataTypeName, type ModelProtoObject, type ValueInfoProtoObject } from './types.js';
 
 /** A fixed size, a symbolic name (for example "batch"), or null when the file leaves the size unknown. */
@@ -66,7 +67,8 @@ export function describeOnnxModel(model: ModelProtoObject): OnnxModelInfo {
     graphName: g.name ?? '',
     inputs: g.input.filter((v) => !initializerNames.has(v.name)).map(valueInfo),
     outputs: g.output.map(valueInfo),
-    metadata,
+    // Older exports recorded local paths in the training configuration: shown by their base names.
+    metadata: portableMetadata(metadata),
     nodeCount: g.node.length,
     initializerCount: g.initializer.length,
     parameterCount: g.initializer.reduce((sum, t) => sum + (t.dims ?? []).reduce((a, b) => a * b, 1), 0),

@@ -11,6 +11,7 @@ interface ExportArgs {
   verify: boolean;
   'verify-images': number;
   backend: 'cpu' | 'wasm';
+  'allow-non-finite': boolean;
   json: boolean;
 }
 
@@ -28,6 +29,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('verify', { type: 'boolean', default: false, describe: 'Compare TensorFlow.js and ONNX Runtime outputs; fail above 1e-4 relative' })
       .option('verify-images', { type: 'number', default: 16, describe: 'Real dataset images in the check (besides 8 random ones); 0 for random only' })
       .option('backend', { choices: ['wasm', 'cpu'] as const, default: 'wasm' as const, describe: 'TensorFlow.js backend for --verify' })
+      .option('allow-non-finite', { type: 'boolean', default: false, describe: 'Export weights that hold NaN or infinities (refused otherwise)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print a JSON summary on stdout' }),
   handler: async (args) => {
     // Loaded here so that other commands start without TensorFlow.js and ONNX Runtime.
@@ -42,6 +44,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       verify: args.verify,
       verifyImages: args['verify-images'],
       backend: args.backend,
+      allowNonFinite: args['allow-non-finite'],
       log: (line) => process.stderr.write(`${line}\n`),
     });
     if (args.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -7,7 +7,9 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../../data/errors.js';
+import { packageVersion } from '../../export/version.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../../infer/server/context.js';
+import { parseCorsOrigins } from '../../infer/server/http-conventions.js';
 import { startServer } from '../../infer/server/server.js';
 import { DEVICES, FeatureExtractor, type Device, type Preprocessing } from '../../infer/session.js';
 import { WEB_DIST } from './web.js';
@@ -32,6 +34,8 @@ interface ServeArgs {
   'max-batch': number;
   'batch-wait-ms': number;
   'max-queue': number;
+  'decode-budget-ms': number;
+  cors: string[];
   log: boolean;
 }
 
@@ -65,10 +69,11 @@ function limitsFrom(args: ServeArgs): ServerLimits {
     maxBatch: args['max-batch'],
     batchWaitMs: args['batch-wait-ms'],
     maxQueuedImages: args['max-queue'],
+    decodeBudgetMs: args['decode-budget-ms'],
   };
   const flags: Record<keyof ServerLimits, string> = {
     bodyLimitBytes: '--body-limit-mb', maxImages: '--max-images', maxPixels: '--max-pixels', maxAugment: '--max-augment',
-    maxBatch: '--max-batch', batchWaitMs: '--batch-wait-ms', maxQueuedImages: '--max-queue',
+    maxBatch: '--max-batch', batchWaitMs: '--batch-wait-ms', maxQueuedImages: '--max-queue', decodeBudgetMs: '--decode-budget-ms',
   };
   for (const key of Object.keys(limits) as (keyof ServerLimits)[]) {
     const v = limits[key];
@@ -103,9 +108,17 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     .option('max-batch', { type: 'number', default: DEFAULT_LIMITS.maxBatch, describe: 'most images per ONNX Runtime run' })
     .option('batch-wait-ms', { type: 'number', default: DEFAULT_LIMITS.batchWaitMs, describe: 'longest wait for other requests to join a run (ms)' })
     .option('max-queue', { type: 'number', default: DEFAULT_LIMITS.maxQueuedImages, describe: 'most images waiting for a run; beyond it requests get 503 + Retry-After' })
+    .option('decode-budget-ms', { type: 'number', default: DEFAULT_LIMITS.decodeBudgetMs, describe: 'longest time decoding one request\'s images may take (ms); beyond it the answer is 413' })
+    .option('cors', { type: 'string', array: true, default: [] as string[], describe: 'origin whose pages may call the API, e.g. https://app.example.com (repeat it or separate by commas; * for any); none by default' })
     .option('log', { type: 'boolean', default: false, describe: 'log every request (JSON lines on stderr)' }) as unknown as Argv<ServeArgs>,
   handler: async (args) => {
     const limits = limitsFrom(args);
+    let corsOrigins: string[];
+    try {
+      corsOrigins = parseCorsOrigins(args.cors);
+    } catch (err) {
+      throw new UserError((err as Error).message);
+    }
     if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new UserError(`--port must be an integer 0-65535, got ${args.port}`);
     if (args.web !== undefined && !existsSync(args.web)) throw new UserError(`--web ${args.web}: no such folder`);
     const extractor = await FeatureExtractor.open(args.model, { device: args.device, threads: args.threads, output: args.output, overrides: overridesFrom(args) });
@@ -113,7 +126,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     try {
       server = await startServer({
         extractor, modelPath: args.model, storeDir: resolve(args.store), limits, host: args.host, port: args.port,
-        webDir: args.web ?? WEB_DIST,
+        webDir: args.web ?? WEB_DIST, corsOrigins, version: packageVersion(),
         logger: { level: args.log ? 'info' : 'warn', stream: process.stderr },
       });
     } catch (err) {

@@ -9,8 +9,12 @@ import fastifyStatic from '@fastify/static';
 import { BatcherClosedError, QueueFullError } from './batcher.js';
 import type { ServerContext } from './context.js';
 import { HttpError, errorBody, fieldFromInstancePath } from './errors.js';
+import { registerHttpConventions } from './http-conventions.js';
+import { openApiDocument, recordRoutes } from './openapi.js';
 import { registerApiRoutes } from './routes.js';
 import { IMAGE_DESCRIPTION } from './schemas.js';
+import { portableModelBytes } from './served-model.js';
+import { portableMetadata } from '../../proto/portable-config.js';
 
 export interface AppOptions {
   /** Folder of the browser demo's built files, served at "/" when it exists. */
@@ -19,6 +23,10 @@ export interface AppOptions {
   modelPath?: string | null;
   /** fastify's logger setting (default false: silent). */
   logger?: FastifyServerOptions['logger'];
+  /** Origins whose pages may call the API (from http-conventions.ts parseCorsOrigins); default none. */
+  corsOrigins?: readonly string[];
+  /** Version given in the OpenAPI document (skd's). */
+  version?: string;
 }
 
 /**
@@ -87,15 +95,18 @@ export async function buildApp(ctx: ServerContext | null, options: AppOptions = 
     if (status >= 500 && !(err instanceof QueueFullError) && !(err instanceof BatcherClosedError)) req.log.error(err);
     reply.code(status).headers(headers).send(errorBody(status, field, message));
   });
-  app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(errorBody(404, 'url', `no route ${req.method} ${req.url.split('?')[0]}`));
-  });
+  registerHttpConventions(app, { corsOrigins: options.corsOrigins });
+  const routes = recordRoutes(app);
 
   if (ctx) {
     registerApiRoutes(app, ctx);
     registerOperationalRoutes(app, ctx);
   }
   registerModelFile(app, ctx ? ctx.model.path : options.modelPath ?? null);
+  if (ctx) {
+    const openapi = { title: 'skd serve', version: options.version ?? '0.0.0', description: 'Embeddings and few-shot classification with an ONNX backbone.' };
+    app.get('/openapi.json', { schema: { summary: 'This document (OpenAPI 3.1)', tags: ['operations'] } }, async () => openApiDocument(routes, openapi));
+  }
 
   const webDir = options.webDir;
   if (webDir && existsSync(webDir) && statSync(webDir).isDirectory()) {
@@ -107,9 +118,13 @@ export async function buildApp(ctx: ServerContext | null, options: AppOptions = 
   return app;
 }
 
-/** GET /model.onnx: the backbone the page loads, with an ETag so that a browser revalidates instead of downloading again. */
+/**
+ * GET /model.onnx: the backbone the page loads, with an ETag so that a browser revalidates instead of downloading
+ * again. A file whose training configuration records local paths (an older export) is served as a copy without them.
+ */
 function registerModelFile(app: FastifyInstance, path: string | null): void {
-  app.get('/model.onnx', async (req, reply) => {
+  let portable: { etag: string; bytes: Promise<Uint8Array | undefined> } | undefined;
+  app.get('/model.onnx', { schema: { summary: 'The ONNX backbone, for the browser demo or another runtime', tags: ['operations'] } }, async (req, reply) => {
     if (!path || !existsSync(path)) {
       return reply.code(404).send(errorBody(404, 'url', 'no model is served; start `skd web --model model.onnx` or pick a file in the page'));
     }
@@ -117,7 +132,11 @@ function registerModelFile(app: FastifyInstance, path: string | null): void {
     const etag = `"${stats.size.toString(16)}-${Math.floor(stats.mtimeMs).toString(16)}"`;
     reply.header('etag', etag).header('cache-control', 'no-cache');
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();
-    reply.type('application/octet-stream').header('content-length', String(stats.size));
+    if (portable?.etag !== etag) portable = { etag, bytes: portableModelBytes(path) };
+    const bytes = await portable.bytes;
+    reply.type('application/octet-stream');
+    if (bytes) return reply.header('content-length', String(bytes.length)).send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
+    reply.header('content-length', String(stats.size));
     return reply.send(createReadStream(path));
   });
 }
@@ -129,26 +148,26 @@ const ROUTES = [
 
 function registerOperationalRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const startedAt = Date.now();
-  app.get('/healthz', async () => ({
+  app.get('/healthz', { schema: { summary: 'Liveness, queue length and number of stored classifiers', tags: ['operations'] } }, async () => ({
     status: 'ok',
     uptimeSeconds: (Date.now() - startedAt) / 1000,
     queuedImages: ctx.batcher.queuedImages,
     classifiers: ctx.store.size,
   }));
 
-  app.get('/v1/model', async () => ({
+  app.get('/v1/model', { schema: { summary: 'The model: file, sha256, inputs, outputs, preprocessing, metadata, and the server\'s limits', tags: ['operations'] } }, async () => ({
     file: basename(ctx.model.path),
     sha256: ctx.model.sha256,
     sizeBytes: ctx.model.sizeBytes,
     featureDim: ctx.extractor.featureDim,
     imageSize: ctx.size,
     preprocessing: ctx.extractor.preprocessing,
-    metadata: ctx.extractor.metadata,
+    metadata: portableMetadata(ctx.extractor.metadata),
     ...ctx.model.info,
     limits: ctx.limits,
   }));
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_req, reply) => {
     reply.type('text/plain; version=0.0.4; charset=utf-8');
     return ctx.metrics.render();
   });
@@ -164,6 +183,8 @@ function describeError(err: FastifyError | Error): { status: number; field: stri
   const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
   if (status >= 400 && status < 500) {
     if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status, field: 'headers.content-type', message: 'requests with a body must be sent as content-type application/json', headers: {} };
+    // The static files refuse paths such as "/..%5c" or "/a%00b" with 403: the fault is in the URL, not a body.
+    if (status === 403 || status === 404) return { status, field: 'url', message: status === 403 ? 'the path is not allowed' : fe.message, headers: {} };
     return { status, field: 'body', message: fe.message, headers: {} };
   }
   if (status === 503) return { status, field: 'server', message: fe.message, headers: { 'retry-after': '5' } };

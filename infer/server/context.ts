@@ -31,6 +31,8 @@ export interface ServerLimits {
   batchWaitMs: number;
   /** Most images waiting for a run before requests are refused with 503. Default 2048. */
   maxQueuedImages: number;
+  /** Longest that decoding a request's images may take, in milliseconds; past it the answer is 413. Default 5000. */
+  decodeBudgetMs: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -41,6 +43,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxBatch: 64,
   batchWaitMs: 3,
   maxQueuedImages: 2048,
+  decodeBudgetMs: 5000,
 };
 
 export interface ModelDescription {

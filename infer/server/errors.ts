@@ -28,8 +28,10 @@ export interface ErrorBody {
   message: string;
 }
 
-const REASONS: Record<number, string> = {
+/** Reason phrases of the statuses the server answers with. */
+export const REASONS: Record<number, string> = {
   400: 'Bad Request',
+  403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   406: 'Not Acceptable',

@@ -3,12 +3,12 @@
  * through the batcher, fit a head on a support set and score queries.
  */
 import { Rng } from '../../data/rng.js';
-import { l2NormalizeRows } from '../features.js';
+import { firstNonFiniteRow, l2NormalizeRows } from '../features.js';
 import { createHead } from '../heads/index.js';
 import type { Head, HeadKind } from '../heads/types.js';
 import { augmentSupportPixels } from '../../data/augment.js';
 import type { ServerContext } from './context.js';
-import { badRequest, tooLarge } from './errors.js';
+import { HttpError, badRequest } from './errors.js';
 import { decodeImages, type DecodedImages, type ImageInput } from './images.js';
 
 export interface SupportRequest {
@@ -51,9 +51,17 @@ export function parseSupport(req: SupportRequest): SupportSet {
   return { labelNames, entryLabels, inputs: req.support.map((s) => s.image) };
 }
 
-/** L2-normalised features of decoded images, through the batcher (one job, so one or few runs). */
+/**
+ * L2-normalised features of decoded images, through the batcher (one job, so one or few runs). Features that
+ * are not finite (a model with NaN weights, or one that overflows) are refused, so that no answer or stored
+ * classifier is made of them.
+ */
 export async function embedPixels(ctx: ServerContext, pixels: Uint8Array, count: number): Promise<Float32Array> {
   const features = await ctx.batcher.submit(pixels, count);
+  const bad = firstNonFiniteRow(features, count, ctx.extractor.featureDim);
+  if (bad >= 0) {
+    throw new HttpError(500, 'model', `the model gave non-finite features (NaN or infinity) for image ${bad + 1} of the ${count} it was given; the model file is broken (its weights are not finite, or it overflows): export it again from a good checkpoint`);
+  }
   l2NormalizeRows(features, count, ctx.extractor.featureDim);
   return features;
 }
@@ -74,7 +82,7 @@ export interface PreparedSupport {
 
 /** Decodes the support images, expands raw batches, and applies test-time augmentation. */
 export async function prepareSupport(ctx: ServerContext, set: SupportSet, augment: number, seed: number): Promise<PreparedSupport> {
-  if (augment > ctx.limits.maxAugment) throw tooLarge('body.augment', `at most ${ctx.limits.maxAugment} augmented copies per support image; got ${augment}`);
+  if (augment > ctx.limits.maxAugment) throw badRequest('body.augment', `body.augment must be at most ${ctx.limits.maxAugment} (the server's --max-augment); got ${augment}`);
   const decoded = await decode(ctx, set.inputs, supportField);
   const perImage: number[] = [];
   decoded.perInput.forEach((n, i) => {

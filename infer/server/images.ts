@@ -6,7 +6,7 @@
  *   - an object `{ "shape": [H, W, 3], "pixels": [...] }` of raw RGB values 0-255 in row-major order;
  *     `shape` may also be `[N, H, W, 3]`, which stands for N images.
  * Every image is resized to size x size (cover: scale to fill, centre-crop the overflow), like the
- * preprocessing of the datasets the models were trained on.
+ * preprocessing of the datasets the models were trained on. Decoding one request's images has a time budget.
  */
 import sharp from 'sharp';
 import { HttpError, badRequest, tooLarge } from './errors.js';
@@ -20,6 +20,8 @@ export interface ImageLimits {
   maxImages: number;
   /** Most pixels (height x width) of one input image. */
   maxPixels: number;
+  /** Longest that decoding the images of one call may take, in milliseconds (default: unbounded). */
+  decodeBudgetMs?: number;
 }
 
 export interface DecodedImages {
@@ -35,6 +37,41 @@ const DATA_URL = /^data:[a-z0-9.+/-]*(;[a-z0-9=-]+)*;base64,/i;
 const FORMATS = new Set(['png', 'jpeg', 'webp']);
 /** Images of one request decoded at the same time. */
 const DECODE_CONCURRENCY = 4;
+/**
+ * Beyond this aspect ratio the centre square is cut out before resizing: scaling the short side of a
+ * 1 x 2,100,000 image to the model's size would make a row longer than libvips can address. Up to it, the
+ * cover resize itself crops (the same region; the results differ only in resampling).
+ */
+const MAX_COVER_ASPECT = 64;
+
+/** The clock of one call's decoding: no new image starts after the deadline, and sharp stops work in flight. */
+class DecodeBudget {
+  private readonly deadline: number;
+  constructor(private readonly budgetMs: number | undefined) {
+    this.deadline = budgetMs === undefined ? Infinity : Date.now() + budgetMs;
+  }
+  exceeded(): boolean {
+    return Date.now() > this.deadline;
+  }
+  /** sharp's own limit for one pipeline: whole seconds, at least 1 (0 means none). */
+  sharpTimeout(): { seconds: number } {
+    if (this.deadline === Infinity) return { seconds: 0 };
+    return { seconds: Math.max(1, Math.ceil((this.deadline - Date.now()) / 1000)) };
+  }
+  error(field: string): HttpError {
+    return tooLarge(field, `decoding this request's images took longer than the server's budget of ${this.budgetMs} ms (--decode-budget-ms), stopped at ${field}; send fewer or smaller images per request`);
+  }
+  check(field: string): void {
+    if (this.exceeded()) throw this.error(field);
+  }
+}
+
+/** The centre square of an image whose aspect ratio is too extreme for a cover resize, or undefined. */
+function centreSquare(width: number, height: number): { left: number; top: number; width: number; height: number } | undefined {
+  const side = Math.min(width, height);
+  if (Math.max(width, height) <= side * MAX_COVER_ASPECT) return undefined;
+  return { left: Math.floor((width - side) / 2), top: Math.floor((height - side) / 2), width: side, height: side };
+}
 
 /** Images an input stands for, checked against the shape rules; used to enforce limits before decoding. */
 export function imagesIn(input: ImageInput, field: string): number {
@@ -60,8 +97,11 @@ export async function decodeImages(inputs: ImageInput[], fieldOf: (i: number) =>
   // A few at a time: a small PNG can expand to maxPixels, so decoding a whole request at once could
   // hold hundreds of large bitmaps in memory.
   const parts: { pixels: Uint8Array; count: number }[] = new Array(inputs.length);
+  const budget = new DecodeBudget(limits.decodeBudgetMs);
   await forEachConcurrent(inputs.length, DECODE_CONCURRENCY, async (i) => {
-    parts[i] = await decodeOne(inputs[i] as ImageInput, fieldOf(i), size, limits);
+    budget.check(fieldOf(i));
+    parts[i] = await decodeOne(inputs[i] as ImageInput, fieldOf(i), size, limits, budget);
+    budget.check(fieldOf(i));
   });
   const count = parts.reduce((n, p) => n + p.count, 0);
   const pixels = new Uint8Array(count * size * size * 3);
@@ -73,12 +113,12 @@ export async function decodeImages(inputs: ImageInput[], fieldOf: (i: number) =>
   return { pixels, count, perInput: parts.map((p) => p.count) };
 }
 
-async function decodeOne(input: ImageInput, field: string, size: number, limits: ImageLimits): Promise<{ pixels: Uint8Array; count: number }> {
-  if (typeof input === 'string') return { pixels: await decodeEncoded(input, field, size, limits), count: 1 };
-  return decodeRaw(input, field, size, limits);
+async function decodeOne(input: ImageInput, field: string, size: number, limits: ImageLimits, budget: DecodeBudget): Promise<{ pixels: Uint8Array; count: number }> {
+  if (typeof input === 'string') return { pixels: await decodeEncoded(input, field, size, limits, budget), count: 1 };
+  return decodeRaw(input, field, size, limits, budget);
 }
 
-async function decodeEncoded(text: string, field: string, size: number, limits: ImageLimits): Promise<Uint8Array> {
+async function decodeEncoded(text: string, field: string, size: number, limits: ImageLimits, budget: DecodeBudget): Promise<Uint8Array> {
   const body = text.replace(DATA_URL, '').replace(/\s+/g, '');
   if (body.length === 0 || body.length % 4 === 1 || !BASE64.test(body)) {
     throw badRequest(field, 'expected base64 of a PNG, JPEG or WebP image (or an object with "shape" and "pixels")');
@@ -98,9 +138,13 @@ async function decodeEncoded(text: string, field: string, size: number, limits: 
   if (width * height > limits.maxPixels) {
     throw tooLarge(field, `the image is ${width}x${height} = ${width * height} pixels; the limit is ${limits.maxPixels}`);
   }
+  // EXIF orientations 5-8 swap width and height.
+  const oriented = meta.orientation !== undefined && meta.orientation >= 5 ? { width: height, height: width } : { width, height };
+  const square = centreSquare(oriented.width, oriented.height);
   try {
-    const out = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error', pages: 1 })
-      .rotate()
+    let pipeline = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error', pages: 1 }).timeout(budget.sharpTimeout()).rotate();
+    if (square) pipeline = pipeline.extract(square);
+    const out = await pipeline
       .toColourspace('srgb')
       .removeAlpha()
       .resize(size, size, { fit: 'cover' })
@@ -109,6 +153,7 @@ async function decodeEncoded(text: string, field: string, size: number, limits: 
     return ensureRgb(out.data, out.info.channels, size, field);
   } catch (err) {
     if (err instanceof HttpError) throw err;
+    if (budget.exceeded()) throw budget.error(field);
     throw badRequest(field, 'the image does not decode (truncated or corrupt file)');
   }
 }
@@ -124,7 +169,7 @@ function ensureRgb(data: Buffer, channels: number, size: number, field: string):
   throw badRequest(field, `the image decodes to ${channels} channels; expected RGB or greyscale`);
 }
 
-async function decodeRaw(input: RawImage, field: string, size: number, limits: ImageLimits): Promise<{ pixels: Uint8Array; count: number }> {
+async function decodeRaw(input: RawImage, field: string, size: number, limits: ImageLimits, budget: DecodeBudget): Promise<{ pixels: Uint8Array; count: number }> {
   const shape = input.shape;
   const [count, height, width, channels] = shape.length === 4 ? shape : [1, ...shape];
   if ((shape.length !== 3 && shape.length !== 4) || channels !== 3) {
@@ -148,11 +193,19 @@ async function decodeRaw(input: RawImage, field: string, size: number, limits: I
   }
   if (height === size && width === size) return { pixels: bytes, count: count! };
   const out = new Uint8Array(count! * size * size * 3);
+  const square = centreSquare(width!, height!);
   for (let k = 0; k < count!; k++) {
-    const resized = await sharp(bytes.subarray(k * perImage, (k + 1) * perImage), { raw: { width: width!, height: height!, channels: 3 } })
-      .resize(size, size, { fit: 'cover' })
-      .raw()
-      .toBuffer();
+    budget.check(field);
+    let resized: Buffer;
+    try {
+      let pipeline = sharp(bytes.subarray(k * perImage, (k + 1) * perImage), { raw: { width: width!, height: height!, channels: 3 }, limitInputPixels: false })
+        .timeout(budget.sharpTimeout());
+      if (square) pipeline = pipeline.extract(square);
+      resized = await pipeline.resize(size, size, { fit: 'cover' }).raw().toBuffer();
+    } catch (err) {
+      if (budget.exceeded()) throw budget.error(field);
+      throw badRequest(`${field}.shape`, `an image of shape [${shape.join(', ')}] could not be resized to ${size}x${size}: ${(err as Error).message}`);
+    }
     out.set(resized, k * size * size * 3);
   }
   return { pixels: out, count: count! };

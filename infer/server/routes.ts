@@ -13,13 +13,18 @@ import { classifyBody, embedBody, nameParams, predictBody, putClassifierBody, re
 import { STORE_FORMAT, STORE_VERSION, summarize, type StoredClassifier } from './store.js';
 
 const DEFAULT_HEAD: HeadKind = 'logreg';
+/** Augmented copies per support image when a request says nothing: skd eval's default (--n_aug_support_samples 5). */
+export const DEFAULT_AUGMENT = 5;
+
+/** The default, unless the server's --max-augment is lower. */
+const defaultAugment = (ctx: ServerContext): number => Math.min(DEFAULT_AUGMENT, ctx.limits.maxAugment);
 
 type ClassifyRequest = SupportRequest & { queries: ImageInput[] };
 
 export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const d = ctx.extractor.featureDim;
 
-  app.post<{ Body: { images: ImageInput[] } }>('/v1/embed', { schema: { body: embedBody } }, async (req) => {
+  app.post<{ Body: { images: ImageInput[] } }>('/v1/embed', { schema: { summary: 'L2-normalised features of images', tags: ['features'], body: embedBody } }, async (req) => {
     const { images } = req.body;
     checkImageCount([{ field: 'body.images', inputs: images, fieldOf: imageField }], ctx.limits);
     const decoded = await decode(ctx, images, imageField);
@@ -29,7 +34,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): voi
     return { dim: d, count: decoded.count, embeddings };
   });
 
-  app.post<{ Body: ClassifyRequest }>('/v1/classify', { schema: { body: classifyBody } }, async (req) => {
+  app.post<{ Body: ClassifyRequest }>('/v1/classify', { schema: { summary: 'Fit a head on a support set and classify queries in one call; nothing is stored', tags: ['classify'], body: classifyBody } }, async (req) => {
     const body = req.body;
     const set = parseSupport(body);
     checkImageCount([
@@ -37,7 +42,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): voi
       { field: 'body.queries', inputs: body.queries, fieldOf: queryField },
     ], ctx.limits);
     const [support, queries] = await Promise.all([
-      prepareSupport(ctx, set, body.augment ?? 0, body.seed ?? 0),
+      prepareSupport(ctx, set, body.augment ?? defaultAugment(ctx), body.seed ?? 0),
       decode(ctx, body.queries, queryField),
     ]);
     // Support and queries go through the extractor as one job, so they usually share one run.
@@ -54,12 +59,12 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): voi
     };
   });
 
-  app.put<{ Params: { name: string }; Body: SupportRequest }>('/v1/classifiers/:name', { schema: { params: nameParams, body: putClassifierBody } }, async (req, reply) => {
+  app.put<{ Params: { name: string }; Body: SupportRequest }>('/v1/classifiers/:name', { schema: { summary: 'Fit a head on a support set and store it under a name', tags: ['classifiers'], 'x-responses': { 200: 'Replaced a classifier of that name', 201: 'Created' }, params: nameParams, body: putClassifierBody } }, async (req, reply) => {
     const { name } = req.params;
     const body = req.body;
     const set = parseSupport(body);
     checkImageCount([{ field: 'body.support', inputs: set.inputs, fieldOf: supportField }], ctx.limits);
-    const augment = body.augment ?? 0;
+    const augment = body.augment ?? defaultAugment(ctx);
     const seed = body.seed ?? 0;
     const support = await prepareSupport(ctx, set, augment, seed);
     const features = await embedPixels(ctx, support.pixels, support.count);
@@ -75,10 +80,10 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): voi
   });
 
   // The whole record, in the format the page saves and loads (infer/classifier-record.ts).
-  app.get<{ Params: { name: string } }>('/v1/classifiers/:name/record', { schema: { params: nameParams } }, async (req) => stored(ctx, req.params.name));
+  app.get<{ Params: { name: string } }>('/v1/classifiers/:name/record', { schema: { summary: 'The whole stored record, in the format the page saves and loads', tags: ['classifiers'], params: nameParams } }, async (req) => stored(ctx, req.params.name));
 
   // Imports a record (a page's classifier.json, or another server's); the name in the path wins over the record's.
-  app.put<{ Params: { name: string }; Body: Record<string, unknown> }>('/v1/classifiers/:name/record', { schema: { params: nameParams, body: recordBody } }, async (req, reply) => {
+  app.put<{ Params: { name: string }; Body: Record<string, unknown> }>('/v1/classifiers/:name/record', { schema: { summary: 'Import a classifier record (a page\'s classifier.json, or another server\'s)', tags: ['classifiers'], 'x-responses': { 200: 'Replaced a classifier of that name', 201: 'Created', 409: 'The record was fitted on another model' }, params: nameParams, body: recordBody } }, async (req, reply) => {
     const { name } = req.params;
     let record;
     try {
@@ -96,19 +101,19 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): voi
     return summarize(record);
   });
 
-  app.get('/v1/classifiers', async () => ({ classifiers: ctx.store.list() }));
+  app.get('/v1/classifiers', { schema: { summary: 'The stored classifiers', tags: ['classifiers'] } }, async () => ({ classifiers: ctx.store.list() }));
 
-  app.get<{ Params: { name: string } }>('/v1/classifiers/:name', { schema: { params: nameParams } }, async (req) => {
+  app.get<{ Params: { name: string } }>('/v1/classifiers/:name', { schema: { summary: 'One stored classifier (without its weights)', tags: ['classifiers'], params: nameParams } }, async (req) => {
     return summarize(stored(ctx, req.params.name));
   });
 
-  app.delete<{ Params: { name: string } }>('/v1/classifiers/:name', { schema: { params: nameParams } }, async (req) => {
+  app.delete<{ Params: { name: string } }>('/v1/classifiers/:name', { schema: { summary: 'Remove a stored classifier', tags: ['classifiers'], params: nameParams } }, async (req) => {
     const { name } = req.params;
     if (!(await ctx.store.delete(name))) throw notFound('params.name', `no classifier named ${JSON.stringify(name)}`);
     return { deleted: name };
   });
 
-  app.post<{ Params: { name: string }; Body: { queries: ImageInput[] } }>('/v1/classifiers/:name/predict', { schema: { params: nameParams, body: predictBody } }, async (req) => {
+  app.post<{ Params: { name: string }; Body: { queries: ImageInput[] } }>('/v1/classifiers/:name/predict', { schema: { summary: 'Classify queries with a stored classifier', tags: ['classifiers'], 'x-responses': { 200: 'OK', 409: 'The classifier was fitted on another model' }, params: nameParams, body: predictBody } }, async (req) => {
     const classifier = stored(ctx, req.params.name);
     if (classifier.modelSha256 !== ctx.model.sha256 || classifier.featureDim !== d) {
       throw conflict('params.name', `classifier ${JSON.stringify(classifier.name)} was fitted on features of another model (sha256 ${classifier.modelSha256.slice(0, 12)}...); fit it again with PUT`);

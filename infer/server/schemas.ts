@@ -24,7 +24,7 @@ const image = {
   ],
 } as const;
 
-const images = { type: 'array', minItems: 1, items: image } as const;
+const images = { type: 'array', minItems: 1, items: image, description: 'Images; together with the other images of the request at most the server\'s --max-images (GET /v1/model: limits.maxImages)' } as const;
 
 const label = { type: 'string', minLength: 1, maxLength: 128 } as const;
 
@@ -40,11 +40,15 @@ const supportProperties = {
       properties: { label, image },
     },
   },
-  labels: { type: 'array', minItems: 2, uniqueItems: true, items: label },
-  augment: { type: 'integer', minimum: 0 },
-  seed: { type: 'integer', minimum: 0, maximum: 0xffffffff },
-  head: { type: 'string', enum: [...HEAD_KINDS] },
-  C: { type: 'number', exclusiveMinimum: 0, maximum: 1e6 },
+  labels: { type: 'array', minItems: 2, uniqueItems: true, items: label, description: 'Class names in the order of the answers\' probabilities (default: order of first appearance in support)' },
+  augment: {
+    type: 'integer', minimum: 0,
+    description: 'Augmented copies of each support image (random crop with zero padding, horizontal flip), as skd eval\'s --n_aug_support_samples; '
+      + 'default 5 (or the server\'s --max-augment when lower), at most --max-augment (GET /v1/model: limits.maxAugment); 0 fits on the images as they are',
+  },
+  seed: { type: 'integer', minimum: 0, maximum: 0xffffffff, description: 'Seed of the augmentation (default 0): the same request gives the same answer' },
+  head: { type: 'string', enum: [...HEAD_KINDS], description: 'logreg (default; multinomial logistic regression as in skd eval), proto (nearest class mean) or nn (nearest neighbour)' },
+  C: { type: 'number', exclusiveMinimum: 0, maximum: 1e6, description: 'Inverse L2 regularisation of logreg (default 1)' },
 } as const;
 
 export const embedBody = {
@@ -81,5 +85,5 @@ export const predictBody = {
 export const nameParams = {
   type: 'object',
   required: ['name'],
-  properties: { name: { type: 'string', pattern: CLASSIFIER_NAME_PATTERN } },
+  properties: { name: { type: 'string', pattern: CLASSIFIER_NAME_PATTERN, description: 'Classifier name: letters, digits, _ and -, at most 64' } },
 } as const;

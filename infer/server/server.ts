@@ -22,6 +22,10 @@ export interface ServerOptions {
   limits?: Partial<ServerLimits>;
   webDir?: string;
   logger?: FastifyServerOptions['logger'];
+  /** Origins whose pages may call the API (skd serve --cors); default none. */
+  corsOrigins?: readonly string[];
+  /** skd's version, for the OpenAPI document. */
+  version?: string;
 }
 
 export interface RunningServer {
@@ -89,7 +93,7 @@ export async function createServer(options: ServerOptions): Promise<{ app: Fasti
   metrics.addGauge('skd_classifiers', 'Saved classifiers in the store.', () => store.size);
   metrics.addGauge('process_resident_memory_bytes', 'Resident set size of the server process.', () => process.memoryUsage.rss());
   metrics.addGauge('nodejs_heap_used_bytes', 'V8 heap in use (JavaScript objects) in the server process.', () => process.memoryUsage().heapUsed);
-  const app = await buildApp(ctx, { webDir: options.webDir, logger: options.logger });
+  const app = await buildApp(ctx, { webDir: options.webDir, logger: options.logger, corsOrigins: options.corsOrigins, version: options.version });
   for (const s of store.skipped) app.log.warn(`store: skipped ${s.file}: ${s.reason}`);
   return { app, ctx };
 }
