@@ -92,7 +92,8 @@ export async function buildApp(ctx: ServerContext | null, options: AppOptions = 
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
     if (err instanceof QueueFullError) ctx?.metrics.rejected.inc();
     const { status, field, message, headers } = describeError(err);
-    if (status >= 500 && !(err instanceof QueueFullError) && !(err instanceof BatcherClosedError)) req.log.error(err);
+    // A 500 the server describes itself (a model giving NaN) is logged by its message; anything else with its stack.
+    if (status >= 500 && !(err instanceof QueueFullError) && !(err instanceof BatcherClosedError)) req.log.error(err instanceof HttpError ? `${field}: ${message}` : err);
     reply.code(status).headers(headers).send(errorBody(status, field, message));
   });
   registerHttpConventions(app, { corsOrigins: options.corsOrigins });

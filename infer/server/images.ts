@@ -101,7 +101,6 @@ export async function decodeImages(inputs: ImageInput[], fieldOf: (i: number) =>
   await forEachConcurrent(inputs.length, DECODE_CONCURRENCY, async (i) => {
     budget.check(fieldOf(i));
     parts[i] = await decodeOne(inputs[i] as ImageInput, fieldOf(i), size, limits, budget);
-    budget.check(fieldOf(i));
   });
   const count = parts.reduce((n, p) => n + p.count, 0);
   const pixels = new Uint8Array(count * size * size * 3);
