@@ -114,7 +114,10 @@ export async function buildApp(ctx: ServerContext | null, options: AppOptions = 
     // Revalidate every time: a rebuilt page must not be served stale; ETags keep the 14-28 MB runtime cached.
     await app.register(fastifyStatic, { root: webDir, prefix: '/', index: ['index.html'], cacheControl: false, setHeaders: (res) => res.header('cache-control', 'no-cache') });
   } else {
-    app.get('/', async () => ({ name: 'skd', message: 'skd serve: the browser demo is not built here; the API is under /v1', routes: ROUTES }));
+    app.get('/', async () => ({
+      name: 'skd', message: 'skd serve: the browser demo is not built here; the API is under /v1, described at /openapi.json',
+      routes: routes.map((r) => `${r.method} ${r.url}`),
+    }));
   }
   return app;
 }
@@ -141,11 +144,6 @@ function registerModelFile(app: FastifyInstance, path: string | null): void {
     return reply.send(createReadStream(path));
   });
 }
-
-const ROUTES = [
-  'POST /v1/embed', 'POST /v1/classify', 'PUT /v1/classifiers/:name', 'GET /v1/classifiers', 'GET /v1/classifiers/:name',
-  'DELETE /v1/classifiers/:name', 'POST /v1/classifiers/:name/predict', 'GET /v1/classifiers/:name/record', 'PUT /v1/classifiers/:name/record', 'GET /v1/model', 'GET /model.onnx', 'GET /healthz', 'GET /metrics',
-];
 
 function registerOperationalRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const startedAt = Date.now();
