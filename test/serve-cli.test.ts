@@ -90,3 +90,26 @@ test('a missing model ends with one clear line', async () => {
   assert.match(missing.stderr, /model file not found/);
   assert.doesNotMatch(missing.stderr, /\n\s+at /);
 });
+
+test('--cors reaches the server; bad --cors or --decode-budget-ms values end with one clear line', async () => {
+  const s = await serve(['--cors', 'https://a.example', '--cors', 'http://localhost:3000,https://b.example']);
+  try {
+    for (const origin of ['https://a.example', 'https://b.example']) {
+      const res = await request(s.url, 'GET', '/healthz', undefined, { origin });
+      assert.equal(res.headers.get('access-control-allow-origin'), origin);
+    }
+    const other = await request(s.url, 'GET', '/healthz', undefined, { origin: 'https://c.example' });
+    assert.equal(other.headers.get('access-control-allow-origin'), null);
+    const doc = await request(s.url, 'GET', '/openapi.json');
+    assert.equal(doc.body.openapi, '3.1.0');
+  } finally {
+    s.child.kill('SIGTERM');
+    await s.exited;
+  }
+  for (const [flags, pattern] of [[['--cors', 'a.example'], /--cors expects origins .*'a\.example'/], [['--decode-budget-ms', '0'], /--decode-budget-ms must be a positive integer/]] as const) {
+    const r = await runSkd(['serve', '--model', MODEL, '--port', '0', ...FOREIGN, ...flags]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, pattern);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
