@@ -136,7 +136,12 @@ function registerModelFile(app: FastifyInstance, path: string | null): void {
     const etag = `"${stats.size.toString(16)}-${Math.floor(stats.mtimeMs).toString(16)}"`;
     reply.header('etag', etag).header('cache-control', 'no-cache');
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();
-    if (portable?.etag !== etag) portable = { etag, bytes: portableModelBytes(path) };
+    // Built once per version of the file; a failed read is tried again on the next request.
+    if (portable?.etag !== etag) {
+      const entry = { etag, bytes: portableModelBytes(path) };
+      entry.bytes.catch(() => { if (portable === entry) portable = undefined; });
+      portable = entry;
+    }
     const bytes = await portable.bytes;
     reply.type('application/octet-stream');
     if (bytes) return reply.header('content-length', String(bytes.length)).send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
