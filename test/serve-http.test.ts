@@ -90,12 +90,17 @@ test('OPTIONS answers 204 with Allow on known paths, 404 elsewhere', async () =>
   assert.equal((await app.inject({ method: 'OPTIONS', url: '/v1/nothing' })).statusCode, 404);
 });
 
-test('only application/json bodies are taken: other types 415, malformed content types 400', async () => {
+test('only application/json bodies in UTF-8 are taken: other types and charsets 415, malformed content types 400', async () => {
   const json = JSON.stringify({ images: [image(0, 1)] });
   for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream']) {
     const res = await app.inject({ method: 'POST', url: '/v1/embed', headers: { 'content-type': type }, payload: json });
     assert.equal(res.statusCode, 415, `${type}: ${res.body}`);
     assert.equal(res.json().field, 'headers.content-type');
+  }
+  for (const type of ['application/json; charset=utf-16', 'application/json; charset="latin1"', 'application/json;CHARSET=ascii']) {
+    const res = await app.inject({ method: 'POST', url: '/v1/embed', headers: { 'content-type': type }, payload: json });
+    assert.equal(res.statusCode, 415, `${type}: ${res.body}`);
+    assert.match(res.json().message, /must be UTF-8/);
   }
   for (const type of ['application/json; ;;;==', 'application/json; charset', 'application/json; =utf-8', 'application/json;charset="utf-8', 'application/json/x', 'application json', '/json', 'application/json; a=b c']) {
     const res = await app.inject({ method: 'POST', url: '/v1/embed', headers: { 'content-type': type }, payload: json });
@@ -103,7 +108,7 @@ test('only application/json bodies are taken: other types 415, malformed content
     assert.equal(res.json().field, 'headers.content-type');
     assert.match(res.json().message, /malformed content-type/);
   }
-  for (const type of ['application/json', 'application/json; charset=utf-8', 'Application/JSON;charset=UTF-8', 'application/json ; charset="utf-8"', 'application/json;;']) {
+  for (const type of ['application/json', 'application/json; charset=utf-8', 'Application/JSON;charset=UTF-8', 'application/json ; charset="utf-8"', 'application/json;;', 'application/json; charset=utf8']) {
     const res = await app.inject({ method: 'POST', url: '/v1/embed', headers: { 'content-type': type }, payload: json });
     assert.equal(res.statusCode, 200, `${type}: ${res.body}`);
   }

@@ -4,7 +4,7 @@
  * only from the origins given with `skd serve --cors`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { badRequest, errorBody } from './errors.js';
+import { HttpError, badRequest, errorBody } from './errors.js';
 
 /** Methods a route can have; HEAD comes with every GET route. */
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const;
@@ -25,6 +25,12 @@ const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(?:[ \\t]*;[ \\t]*(?:${TOKEN}=(
 
 export function isWellFormedMediaType(value: string): boolean {
   return MEDIA_TYPE.test(value);
+}
+
+/** The charset parameter of a well-formed media type, lower-cased and unquoted, or undefined. */
+export function charsetOf(value: string): string | undefined {
+  const m = /;[ \t]*charset=("?)([^";]*)\1/i.exec(value);
+  return m ? m[2]!.trim().toLowerCase() : undefined;
 }
 
 /**
@@ -89,6 +95,11 @@ export function registerHttpConventions(app: FastifyInstance, options: Conventio
     const type = req.headers['content-type'];
     if (type !== undefined && !isWellFormedMediaType(type)) {
       throw badRequest('headers.content-type', `malformed content-type ${JSON.stringify(type.slice(0, 100))}; send application/json`);
+    }
+    // JSON travels as UTF-8 (RFC 8259); a body declared otherwise would be read wrongly, not refused.
+    const charset = type === undefined ? undefined : charsetOf(type);
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      throw new HttpError(415, 'headers.content-type', `JSON bodies must be UTF-8; this one says charset=${charset}`);
     }
   });
 
