@@ -12,6 +12,7 @@ import { DEFAULT_LIMITS, type ServerLimits } from '../../infer/server/context.js
 import { parseCorsOrigins } from '../../infer/server/http-conventions.js';
 import { startServer } from '../../infer/server/server.js';
 import { DEVICES, FeatureExtractor, type Device, type Preprocessing } from '../../infer/session.js';
+import { portableMetadata } from '../../proto/portable-config.js';
 import { WEB_DIST } from './web.js';
 
 interface ServeArgs {
@@ -141,6 +142,9 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     const running = server;
     const p = extractor.preprocessing;
     process.stderr.write(`skd serve: ${args.model} (${p.layout} ${p.size}x${p.size}, ${extractor.featureDim}-d features, ${extractor.provider}); store ${running.ctx.store.dir} (${running.ctx.store.size} classifiers)\n`);
+    if (portableMetadata(extractor.metadata) !== extractor.metadata) {
+      process.stderr.write(`skd serve: ${args.model} records local paths in its training configuration (exported by an older skd); /v1/model and /model.onnx give their base names only. Export it again to drop them from the file\n`);
+    }
     process.stdout.write(`listening on ${running.url}\n`);
     let stopping = false;
     const stop = (signal: string): void => {
