@@ -8,10 +8,15 @@ import { decodeOnnxModel, encodeOnnxModel } from '../../proto/codec.js';
 import { portableMetadata } from '../../proto/portable-config.js';
 import { readOnnxMetadataProps } from '../onnx-metadata.js';
 
-/** The portable copy of the model at `path`, or undefined when the file needs no change. */
+/** The portable copy of the model at `path`, or undefined when the file needs no change (or is no ONNX file). */
 export async function portableModelBytes(path: string): Promise<Uint8Array | undefined> {
   const bytes = await readFile(path);
-  const props = readOnnxMetadataProps(bytes);
+  let props: Record<string, string>;
+  try {
+    props = readOnnxMetadataProps(bytes);
+  } catch {
+    return undefined; // not ONNX as far as the metadata goes: served as it is, whoever loads it will say so
+  }
   const portable = portableMetadata(props);
   if (portable === props) return undefined;
   const model = decodeOnnxModel(bytes);
