@@ -127,7 +127,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     }
     const running = server;
     const p = extractor.preprocessing;
-    process.stderr.write(`skd serve: ${args.model} (${p.layout} ${p.size}x${p.size}, ${extractor.featureDim}-d features, ${extractor.provider}); store ${running.ctx.store.dir} (${running.ctx.store.size} classifiers)\n`);
+    process.stderr.write(`skd serve: ${args.model} (${p.layout} ${p.size}x${p.size}, ${extractor.featureDim}-d features, ${extractor.provider}); store ${running.ctx.store.location} (${running.ctx.store.size} classifiers)\n`);
     process.stdout.write(`listening on ${running.url}\n`);
     let stopping = false;
     const stop = (signal: string): void => {

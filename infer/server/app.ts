@@ -9,6 +9,7 @@ import fastifyStatic from '@fastify/static';
 import { BatcherClosedError, QueueFullError } from './batcher.js';
 import type { ServerContext } from './context.js';
 import { HttpError, errorBody, fieldFromInstancePath } from './errors.js';
+import { storeHttpError } from './conditions.js';
 import { registerApiRoutes } from './routes.js';
 import { IMAGE_DESCRIPTION } from './schemas.js';
 
@@ -129,12 +130,19 @@ const ROUTES = [
 
 function registerOperationalRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const startedAt = Date.now();
-  app.get('/healthz', async () => ({
-    status: 'ok',
-    uptimeSeconds: (Date.now() - startedAt) / 1000,
-    queuedImages: ctx.batcher.queuedImages,
-    classifiers: ctx.store.size,
-  }));
+  app.get('/healthz', async (_req, reply) => {
+    // With a remote backbone, a replica that cannot reach it is not healthy: a load balancer should know.
+    const backbone = await ctx.extractor.health?.();
+    if (backbone && !backbone.ok) reply.code(503);
+    return {
+      status: backbone && !backbone.ok ? 'backbone unavailable' : 'ok',
+      uptimeSeconds: (Date.now() - startedAt) / 1000,
+      queuedImages: ctx.batcher.queuedImages,
+      classifiers: ctx.store.size,
+      store: ctx.store.location,
+      ...(backbone ? { backbone } : {}),
+    };
+  });
 
   app.get('/v1/model', async () => ({
     file: basename(ctx.model.path),
@@ -156,6 +164,8 @@ function registerOperationalRoutes(app: FastifyInstance, ctx: ServerContext): vo
 
 /** Maps anything a handler or fastify throws to a status, the field at fault and a message. */
 function describeError(err: FastifyError | Error): { status: number; field: string; message: string; headers: Record<string, string> } {
+  const storeError = storeHttpError(err);
+  if (storeError) return describeError(storeError);
   if (err instanceof HttpError) return { status: err.statusCode, field: err.field, message: err.message, headers: err.headers };
   if (err instanceof QueueFullError) return { status: 503, field: 'server', message: err.message, headers: { 'retry-after': '1' } };
   if (err instanceof BatcherClosedError) return { status: 503, field: 'server', message: err.message, headers: { 'retry-after': '5' } };

@@ -12,13 +12,17 @@ import { buildApp } from './app.js';
 import { ExtractionBatcher } from './batcher.js';
 import { DEFAULT_LIMITS, type ModelDescription, type ServedExtractor, type ServerContext, type ServerLimits } from './context.js';
 import { ServerMetrics } from './metrics.js';
-import { ClassifierStore } from './store.js';
+import type { ClassifierStore } from './store.js';
+import { openClassifierStore } from './store-open.js';
 
 export interface ServerOptions {
   extractor: ServedExtractor;
   /** The ONNX file the extractor was opened from (served at /model.onnx, fingerprinted for classifiers). */
   modelPath: string;
+  /** Folder of saved classifiers, or a postgres:// URL (see store-open.ts). */
   storeDir: string;
+  /** An already open store, used instead of opening storeDir (closed with the server). */
+  store?: ClassifierStore;
   limits?: Partial<ServerLimits>;
   webDir?: string;
   logger?: FastifyServerOptions['logger'];
@@ -82,8 +86,14 @@ export async function createServer(options: ServerOptions): Promise<{ app: Fasti
       },
     },
   );
-  const store = await ClassifierStore.open(options.storeDir);
-  const model = await describeModel(options.modelPath);
+  const store = options.store ?? await openClassifierStore(options.storeDir);
+  let model: ModelDescription;
+  try {
+    model = await describeModel(options.modelPath);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const ctx: ServerContext = { extractor: options.extractor, model, batcher, store, metrics, limits, size };
   metrics.addGauge('skd_queue_images', 'Images waiting for an ONNX Runtime run.', () => batcher.queuedImages);
   metrics.addGauge('skd_classifiers', 'Saved classifiers in the store.', () => store.size);
@@ -108,6 +118,7 @@ export async function startServer(options: ServerOptions & { host: string; port:
       await app.close();
       await ctx.batcher.close();
       await ctx.extractor.close();
+      await ctx.store.close();
     })()),
   };
 }
