@@ -4,7 +4,7 @@
  * requests in flight, then exits.
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+
 import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../../data/errors.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../../infer/server/context.js';
@@ -87,7 +87,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     .option('model', { type: 'string', demandOption: true, describe: 'ONNX backbone (from skd export, or a foreign graph described by the flags below)' })
     .option('port', { type: 'number', default: 8080, describe: 'TCP port (0 picks a free one)' })
     .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind; 0.0.0.0 exposes the service to the network' })
-    .option('store', { type: 'string', default: './skd-store', describe: 'directory of saved classifiers (one JSON file each, written atomically)' })
+    .option('store', { type: 'string', default: './skd-store', describe: 'saved classifiers: a directory (one JSON file each, written atomically) or a postgres:// URL shared by replicas' })
     .option('web', { type: 'string', describe: 'folder of the browser demo served at / (default: web/dist of this package, when built)' })
     .option('device', { choices: DEVICES, default: 'auto' as Device, describe: 'execution provider' })
     .option('threads', { type: 'number', describe: 'ONNX Runtime intra-op threads (default: one per core)' })
@@ -112,7 +112,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     let server;
     try {
       server = await startServer({
-        extractor, modelPath: args.model, storeDir: resolve(args.store), limits, host: args.host, port: args.port,
+        extractor, modelPath: args.model, storeDir: args.store, limits, host: args.host, port: args.port,
         webDir: args.web ?? WEB_DIST,
         logger: { level: args.log ? 'info' : 'warn', stream: process.stderr },
       });
