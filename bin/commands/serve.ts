@@ -9,6 +9,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../../data/errors.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../../infer/server/context.js';
 import { startServer } from '../../infer/server/server.js';
+import { RemoteBackbone } from '../../infer/remote-backbone.js';
 import { DEVICES, FeatureExtractor, type Device, type Preprocessing } from '../../infer/session.js';
 import { WEB_DIST } from './web.js';
 
@@ -33,6 +34,10 @@ interface ServeArgs {
   'batch-wait-ms': number;
   'max-queue': number;
   log: boolean;
+  'backbone-url'?: string;
+  'backbone-timeout-ms': number;
+  'backbone-retries': number;
+  'model-name'?: string;
 }
 
 function parseTriple(text: string, flag: string): [number, number, number] {
@@ -103,17 +108,25 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     .option('max-batch', { type: 'number', default: DEFAULT_LIMITS.maxBatch, describe: 'most images per ONNX Runtime run' })
     .option('batch-wait-ms', { type: 'number', default: DEFAULT_LIMITS.batchWaitMs, describe: 'longest wait for other requests to join a run (ms)' })
     .option('max-queue', { type: 'number', default: DEFAULT_LIMITS.maxQueuedImages, describe: 'most images waiting for a run; beyond it requests get 503 + Retry-After' })
-    .option('log', { type: 'boolean', default: false, describe: 'log every request (JSON lines on stderr)' }) as unknown as Argv<ServeArgs>,
+    .option('log', { type: 'boolean', default: false, describe: 'log every request (JSON lines on stderr)' })
+    .option('backbone-url', { type: 'string', describe: 'extract features through a KServe v2 server (Triton, KServe, another skd serve): http://HOST:PORT/v2/models/NAME; --model is then the same ONNX file, read for its preprocessing' })
+    .option('backbone-timeout-ms', { type: 'number', default: 10_000, describe: 'with --backbone-url: longest wait for one call (ms)' })
+    .option('backbone-retries', { type: 'number', default: 2, describe: 'with --backbone-url: further attempts after a failed call, with exponential backoff' })
+    .option('model-name', { type: 'string', describe: 'the model\'s name on the KServe v2 routes /v2/models/NAME (default: the model file\'s base name)' }) as unknown as Argv<ServeArgs>,
   handler: async (args) => {
     const limits = limitsFrom(args);
     if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new UserError(`--port must be an integer 0-65535, got ${args.port}`);
     if (args.web !== undefined && !existsSync(args.web)) throw new UserError(`--web ${args.web}: no such folder`);
-    const extractor = await FeatureExtractor.open(args.model, { device: args.device, threads: args.threads, output: args.output, overrides: overridesFrom(args) });
+    if (args['model-name'] !== undefined && !/^[A-Za-z0-9_.-]{1,128}$/.test(args['model-name'])) throw new UserError(`--model-name must be 1-128 letters, digits, '_', '.' or '-', got '${args['model-name']}'`);
+    const openOptions = { device: args.device, threads: args.threads, output: args.output, overrides: overridesFrom(args) };
+    const extractor = args['backbone-url'] !== undefined
+      ? await RemoteBackbone.open(args.model, args['backbone-url'], openOptions, { timeoutMs: args['backbone-timeout-ms'], retries: args['backbone-retries'], maxBatch: limits.maxBatch })
+      : await FeatureExtractor.open(args.model, openOptions);
     let server;
     try {
       server = await startServer({
         extractor, modelPath: args.model, storeDir: args.store, limits, host: args.host, port: args.port,
-        webDir: args.web ?? WEB_DIST,
+        webDir: args.web ?? WEB_DIST, modelName: args['model-name'],
         logger: { level: args.log ? 'info' : 'warn', stream: process.stderr },
       });
     } catch (err) {

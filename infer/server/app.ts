@@ -10,6 +10,7 @@ import { BatcherClosedError, QueueFullError } from './batcher.js';
 import type { ServerContext } from './context.js';
 import { HttpError, errorBody, fieldFromInstancePath } from './errors.js';
 import { storeHttpError } from './conditions.js';
+import { MODEL_VERSION, modelNameFromPath, registerKServeRoutes } from './kserve.js';
 import { registerApiRoutes } from './routes.js';
 import { IMAGE_DESCRIPTION } from './schemas.js';
 
@@ -20,6 +21,8 @@ export interface AppOptions {
   modelPath?: string | null;
   /** fastify's logger setting (default false: silent). */
   logger?: FastifyServerOptions['logger'];
+  /** The backbone's name on the KServe v2 routes (default: the model file's base name). */
+  modelName?: string;
 }
 
 /**
@@ -95,6 +98,7 @@ export async function buildApp(ctx: ServerContext | null, options: AppOptions = 
   if (ctx) {
     registerApiRoutes(app, ctx);
     registerOperationalRoutes(app, ctx);
+    registerKServeRoutes(app, ctx, options.modelName ?? modelNameFromPath(ctx.model.path), MODEL_VERSION);
   }
   registerModelFile(app, ctx ? ctx.model.path : options.modelPath ?? null);
 
@@ -126,6 +130,7 @@ function registerModelFile(app: FastifyInstance, path: string | null): void {
 const ROUTES = [
   'POST /v1/embed', 'POST /v1/classify', 'PUT /v1/classifiers/:name', 'GET /v1/classifiers', 'GET /v1/classifiers/:name',
   'DELETE /v1/classifiers/:name', 'POST /v1/classifiers/:name/predict', 'GET /v1/classifiers/:name/record', 'PUT /v1/classifiers/:name/record', 'GET /v1/model', 'GET /model.onnx', 'GET /healthz', 'GET /metrics',
+  'GET /v2/health/live', 'GET /v2/health/ready', 'GET /v2/models/:name', 'GET /v2/models/:name/ready', 'POST /v2/models/:name/infer',
 ];
 
 function registerOperationalRoutes(app: FastifyInstance, ctx: ServerContext): void {

@@ -26,6 +26,8 @@ export interface ServerOptions {
   limits?: Partial<ServerLimits>;
   webDir?: string;
   logger?: FastifyServerOptions['logger'];
+  /** The backbone's name on the KServe v2 routes (default: the model file's base name). */
+  modelName?: string;
 }
 
 export interface RunningServer {
@@ -99,7 +101,7 @@ export async function createServer(options: ServerOptions): Promise<{ app: Fasti
   metrics.addGauge('skd_classifiers', 'Saved classifiers in the store.', () => store.size);
   metrics.addGauge('process_resident_memory_bytes', 'Resident set size of the server process.', () => process.memoryUsage.rss());
   metrics.addGauge('nodejs_heap_used_bytes', 'V8 heap in use (JavaScript objects) in the server process.', () => process.memoryUsage().heapUsed);
-  const app = await buildApp(ctx, { webDir: options.webDir, logger: options.logger });
+  const app = await buildApp(ctx, { webDir: options.webDir, logger: options.logger, modelName: options.modelName });
   for (const s of store.skipped) app.log.warn(`store: skipped ${s.file}: ${s.reason}`);
   return { app, ctx };
 }
