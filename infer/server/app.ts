@@ -10,7 +10,8 @@ import { BatcherClosedError, QueueFullError } from './batcher.js';
 import type { ServerContext } from './context.js';
 import { HttpError, errorBody, fieldFromInstancePath } from './errors.js';
 import { storeHttpError } from './conditions.js';
-import { MODEL_VERSION, modelNameFromPath, registerKServeRoutes } from './kserve.js';
+import { modelNameFromPath } from '../../data/model-name.js';
+import { MODEL_VERSION, registerKServeRoutes } from './kserve.js';
 import { registerApiRoutes } from './routes.js';
 import { IMAGE_DESCRIPTION } from './schemas.js';
 

@@ -57,12 +57,6 @@ const inferBody = {
   },
 } as const;
 
-/** A v2 model name from a file name: its base name without the extension, in the characters names allow. */
-export function modelNameFromPath(path: string): string {
-  const base = (path.split(/[\\/]/).pop() ?? 'model').replace(/\.onnx$/i, '');
-  return base.replace(/[^A-Za-z0-9_.-]/g, '_') || 'model';
-}
-
 /** The graph input's shape per batch, as the v2 metadata states it (-1 for the batch dimension). */
 function inputShape(ctx: ServerContext): number[] {
   const p = ctx.extractor.preprocessing;
