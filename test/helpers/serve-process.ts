@@ -11,7 +11,7 @@ export interface ServeProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function spawnServe(args: string[], timeoutMs = 20_000): Promise<ServeProcess> {
+export async function spawnServe(args: string[], timeoutMs = 60_000): Promise<ServeProcess> {
   const child = spawn(process.execPath, [SKD_BIN, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
