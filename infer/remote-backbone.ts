@@ -8,7 +8,9 @@
  * backoff when the connection fails, times out or the server answers 502/503/504. When the retries are spent,
  * the request fails with 502 (unreachable, or a bad answer) or 504 (no answer in time), naming the backbone.
  */
+import { normalizePixels } from '../data/augment.js';
 import { UserError } from '../data/errors.js';
+import { inputNormalization } from '../models/preprocessing.js';
 import type { BackboneHealth, ServedExtractor } from './server/context.js';
 import { HttpError } from './server/errors.js';
 import { FeatureExtractor, nhwcToNchw, type OpenOptions, type Preprocessing } from './session.js';
@@ -126,12 +128,8 @@ export class RemoteBackbone implements ServedExtractor {
   async extractPixels(pixels: Uint8Array, count: number): Promise<Float32Array> {
     const size = this.preprocessing.size;
     if (pixels.length !== count * size * size * 3) throw new RangeError(`extractPixels: ${pixels.length} bytes for ${count} images of ${size}x${size}x3`);
-    const { mean, std } = this.preprocessing.normalizationInGraph ? { mean: [0, 0, 0], std: [1, 1, 1] } : this.preprocessing;
-    // The same arithmetic as the local session's, so that both feed the graph the same float32 values.
-    const lut = new Float32Array(3 * 256);
-    for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = (Math.fround(v / 255) - mean[c]!) / std[c]!;
-    const images = new Float32Array(pixels.length);
-    for (let i = 0; i < pixels.length; i++) images[i] = lut[(i % 3) * 256 + pixels[i]!]!;
+    // The local session's normalisation, so that both feed the graph the same float32 values.
+    const images = normalizePixels(pixels, count, inputNormalization(this.preprocessing));
     return this.extract(images, count);
   }
 

@@ -41,7 +41,7 @@ const queries = [0, 1, 2].map((k) => rawImage(syntheticImage(32, COLOURS[k]!, 50
 function classifier(name: string, labels: string[]): StoredClassifier {
   return {
     format: STORE_FORMAT, version: STORE_VERSION, name, labels, head: { kind: 'proto', version: 1, numClasses: labels.length, dim: 1, parameters: { prototypes: labels.map((_, i) => i / 3 + 1e-7) } },
-    headKind: 'proto', featureDim: 1, modelSha256: 'x'.repeat(64), supportImages: 2, augment: 0, seed: 0, createdAt: new Date(0).toISOString(),
+    headKind: 'proto', featureDim: 1, modelSha256: 'a'.repeat(64), supportImages: 2, augment: 0, seed: 0, createdAt: new Date(0).toISOString(),
   };
 }
 

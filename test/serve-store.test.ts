@@ -21,7 +21,7 @@ const MODEL = join(FIXTURES, 'models', 'resnet12_w8-16-32-64_pytorch.onnx');
 function classifier(name: string): StoredClassifier {
   return {
     format: STORE_FORMAT, version: STORE_VERSION, name, labels: ['a', 'b'], head: { kind: 'proto', version: 1, numClasses: 2, dim: 1, parameters: { prototypes: [0, 1] } },
-    headKind: 'proto', featureDim: 1, modelSha256: 'x'.repeat(64), supportImages: 2, augment: 0, seed: 0, createdAt: new Date(0).toISOString(),
+    headKind: 'proto', featureDim: 1, modelSha256: 'a'.repeat(64), supportImages: 2, augment: 0, seed: 0, createdAt: new Date(0).toISOString(),
   };
 }
 

@@ -113,8 +113,8 @@ test('stored classifiers are validated in full on load (a bad file is skipped) a
     };
     writeFileSync(join(dir, 'good.json'), JSON.stringify(good));
     for (const [name, record] of Object.entries(bad)) writeFileSync(join(dir, `${name}.json`), JSON.stringify(record));
-    const store = await ClassifierStore.open(dir);
-    assert.deepEqual(store.list().map((c) => c.name), ['good']);
+    const store = await FolderStore.open(dir);
+    assert.deepEqual((await store.list()).map((c) => c.name), ['good']);
     const reasons = Object.fromEntries(store.skipped.map((s) => [s.file.replace('.json', ''), s.reason]));
     assert.deepEqual(Object.keys(reasons).sort(), Object.keys(bad).sort());
     assert.match(reasons.null_head!, /^head: must be a fitted head/);
@@ -126,7 +126,7 @@ test('stored classifiers are validated in full on load (a bad file is skipped) a
     assert.match(reasons.no_sha!, /^modelSha256: /);
     assert.match(reasons.other_name!, /^name: is "someone_else", expected "other_name"/);
     assert.throws(() => store.put(bad.fewer_labels as unknown as StoredClassifier), /head\.numClasses/);
-    assert.equal(store.get('fewer_labels'), undefined);
+    assert.equal(await store.get('fewer_labels'), undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

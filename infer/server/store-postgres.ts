@@ -19,6 +19,7 @@
  */
 import pg from 'pg';
 import { UserError } from '../../data/errors.js';
+import { validateRecord } from '../classifier-record.js';
 import {
   PreconditionFailedError, StoreUnavailableError, checkClassifierName, summarize,
   type ClassifierStore, type ClassifierSummary, type StoredClassifier, type StoredEntry, type WriteCondition,
@@ -144,7 +145,7 @@ export class PostgresStore implements ClassifierStore {
       return undefined;
     }
     if (cached && row.record === null) return cached.entry;
-    const entry: StoredEntry = { classifier: { ...(row.record as RecordColumns), labels: row.labels as string[], head: row.head }, etag: tagOf(row.version) };
+    const entry: StoredEntry = { classifier: { ...(row.record as RecordColumns), labels: row.labels as string[], head: row.head as StoredClassifier['head'] }, etag: tagOf(row.version) };
     this.cache.set(name, { version: row.version, entry });
     return entry;
   }
@@ -152,12 +153,13 @@ export class PostgresStore implements ClassifierStore {
   async list(): Promise<ClassifierSummary[]> {
     const { rows } = await this.query<{ labels: string[]; record: RecordColumns }>(`SELECT labels, record FROM ${TABLE} ORDER BY name`, [], true);
     this.count = rows.length;
-    return rows.map((r) => summarize({ ...r.record, labels: r.labels, head: null }));
+    return rows.map((r) => summarize({ ...r.record, labels: r.labels } as StoredClassifier));
   }
 
   async put(classifier: StoredClassifier, condition: WriteCondition = {}): Promise<{ created: boolean; etag: string }> {
     const name = classifier.name;
     checkClassifierName(name);
+    validateRecord(classifier);
     const { labels, head, record } = splitRecord(classifier);
     const values = [name, labels, classifier.headKind, head, record];
     let rows: WriteRow[];
