@@ -15,8 +15,9 @@ import { CIFAR_NORMALIZATION } from '../data/datasets.js';
 import { writeOnnxFile } from '../export/onnx.js';
 import { initWeights } from '../models/init.js';
 import { resnet12Spec } from '../models/spec.js';
+import { runScaleBench } from './serve-scale.js';
 
-export const describe = 'skd serve on loopback: classify (5-way 1-shot, 75 queries) and embed (1 image) latency and requests/s at 1 and 16 clients, full ResNet-12 32x32 (random weights, CPU); server RSS before/after 10,000 embed requests';
+export const describe = 'skd serve on loopback: classify (5-way 1-shot, 75 queries) and embed (1 image) latency and requests/s at 1 and 16 clients, full ResNet-12 32x32 (random weights, CPU); server RSS before/after 10,000 embed requests; then a predict burst on one process, on three replicas sharing PostgreSQL, and on two replicas with a remote (KServe v2) backbone';
 
 const SKD_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'skd.js');
 const MEMORY_REQUESTS = 10_000;
@@ -135,6 +136,8 @@ export async function run(): Promise<Record<string, unknown>> {
       rss_after_mib: mib(checkpoints[4]!.rss!),
       requests_per_s: +(MEMORY_REQUESTS / seconds).toFixed(1),
     };
+    process.stderr.write('  replicas on PostgreSQL, remote backbone ...\n');
+    results.past_one_machine = await runScaleBench(model, dir, support, queries);
     results.load_average_after = loadavg().map((v) => +v.toFixed(2));
     results.model = { arch: 'resnet12', widths: spec.widths, image_size: 32, feature_dim: spec.featureDim, weights: 'random (seed 0)' };
     return results;

@@ -4,11 +4,11 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FIXTURES, SKD_BIN, runSkd } from './helpers/run-skd.js';
+import { FIXTURES, runSkd } from './helpers/run-skd.js';
+import { spawnServe, type ServeProcess } from './helpers/serve-process.js';
 import { COLOURS, rawImage, request, syntheticImage } from './serve-helpers.js';
 
 const MODEL = join(FIXTURES, 'models', 'resnet12_w8-16-32-64_pytorch.onnx');
@@ -16,28 +16,8 @@ const FOREIGN = ['--layout', 'nchw', '--size', '32', '--mean', '0.5071,0.4867,0.
 const dir = mkdtempSync(join(tmpdir(), 'skd-serve-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Served { child: ChildProcess; url: string; stderr: () => string; exited: Promise<number | null> }
-
-async function serve(extra: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [SKD_BIN, 'serve', '--model', MODEL, '--port', '0', '--store', join(dir, 'store'), ...FOREIGN, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no address after 20 s; stderr: ${stderr}`)), 20_000);
-    child.stdout!.on('data', (d) => {
-      stdout += d;
-      const m = /listening on (http:\/\/\S+)/.exec(stdout);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    child.on('exit', () => reject(new Error(`exited before listening; stderr: ${stderr}`)));
-  });
-  return { child, url, stderr: () => stderr, exited };
-}
+/** skd serve on the fixture model, its store in this test's folder. */
+const serve = (extra: string[]): Promise<ServeProcess> => spawnServe(['--model', MODEL, '--store', join(dir, 'store'), ...FOREIGN, ...extra]);
 
 const support = [0, 1, 2].flatMap((k) => [0, 1].map((j) => ({ label: `c${k}`, image: rawImage(syntheticImage(32, COLOURS[k]!, 10 * k + j), 32, 32) })));
 

@@ -12,7 +12,7 @@ import { ExtractionBatcher, QueueFullError, BatcherClosedError } from '../infer/
 import { HttpError } from '../infer/server/errors.js';
 import { decodeImages } from '../infer/server/images.js';
 import { ServerMetrics } from '../infer/server/metrics.js';
-import { ClassifierStore, STORE_FORMAT, STORE_VERSION, type StoredClassifier } from '../infer/server/store.js';
+import { FolderStore, STORE_FORMAT, STORE_VERSION, type StoredClassifier } from '../infer/server/store.js';
 import { FakeExtractor, encodeImage, syntheticImage } from './serve-helpers.js';
 import { ImageStore } from '../data/pixels.js';
 
@@ -77,7 +77,7 @@ function classifier(name: string, labels = ['a', 'b']): StoredClassifier {
 test('the store writes atomically, survives reopening, drops temp leftovers and skips foreign files', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'skd-store-'));
   try {
-    const store = await ClassifierStore.open(dir);
+    const store = await FolderStore.open(dir);
     await Promise.all([store.put(classifier('first')), store.put(classifier('second_2')), store.put(classifier('first', ['x', 'y']))]);
     assert.deepEqual(readdirSync(dir).sort(), ['first.json', 'second_2.json']);
     assert.equal(await store.delete('second_2'), true);
@@ -85,8 +85,8 @@ test('the store writes atomically, survives reopening, drops temp leftovers and 
     // What a crash mid-write leaves behind, and a file this store did not write.
     writeFileSync(join(dir, '.third.json.123.abcdef.tmp'), '{"format":"skd-classif');
     writeFileSync(join(dir, 'broken.json'), '{"not": "a classifier"}');
-    const reopened = await ClassifierStore.open(dir);
-    assert.deepEqual(reopened.list().map((c) => [c.name, c.labels]), [['first', ['x', 'y']]]);
+    const reopened = await FolderStore.open(dir);
+    assert.deepEqual((await reopened.list()).map((c) => [c.name, c.labels]), [['first', ['x', 'y']]]);
     assert.deepEqual(reopened.skipped.map((s) => s.file), ['broken.json']);
     assert.ok(!readdirSync(dir).some((f) => f.endsWith('.tmp')));
     assert.equal(JSON.parse(readFileSync(join(dir, 'first.json'), 'utf8')).name, 'first');
@@ -113,8 +113,8 @@ test('stored classifiers are validated in full on load (a bad file is skipped) a
     };
     writeFileSync(join(dir, 'good.json'), JSON.stringify(good));
     for (const [name, record] of Object.entries(bad)) writeFileSync(join(dir, `${name}.json`), JSON.stringify(record));
-    const store = await ClassifierStore.open(dir);
-    assert.deepEqual(store.list().map((c) => c.name), ['good']);
+    const store = await FolderStore.open(dir);
+    assert.deepEqual((await store.list()).map((c) => c.name), ['good']);
     const reasons = Object.fromEntries(store.skipped.map((s) => [s.file.replace('.json', ''), s.reason]));
     assert.deepEqual(Object.keys(reasons).sort(), Object.keys(bad).sort());
     assert.match(reasons.null_head!, /^head: must be a fitted head/);
@@ -126,7 +126,7 @@ test('stored classifiers are validated in full on load (a bad file is skipped) a
     assert.match(reasons.no_sha!, /^modelSha256: /);
     assert.match(reasons.other_name!, /^name: is "someone_else", expected "other_name"/);
     assert.throws(() => store.put(bad.fewer_labels as unknown as StoredClassifier), /head\.numClasses/);
-    assert.equal(store.get('fewer_labels'), undefined);
+    assert.equal(await store.get('fewer_labels'), undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

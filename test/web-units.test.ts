@@ -19,7 +19,7 @@ import { createHead } from '../infer/heads/index.js';
 import { l2NormalizeRows } from '../infer/features.js';
 import { readOnnxInfo } from '../infer/onnx-metadata.js';
 import { FeatureExtractor, nhwcToNchw } from '../infer/session.js';
-import { ClassifierStore } from '../infer/server/store.js';
+import { FolderStore } from '../infer/server/store.js';
 import { sha256Hex } from '../infer/sha256.js';
 import { initWeights } from '../models/init.js';
 import type { PreprocessingFlags } from '../models/preprocessing.js';
@@ -217,9 +217,9 @@ test('a classifier saved by the page loads in skd serve\'s store, and a server r
   const state = readyState(c, model);
   const dir = mkdtempSync(join(work, 'store-'));
   writeFileSync(join(dir, 'classifier.json'), c.serializeClassifier(state));
-  const store = await ClassifierStore.open(dir);
+  const store = await FolderStore.open(dir);
   assert.deepEqual(store.skipped, []);
-  const stored = store.get('classifier')!;
+  const stored = (await store.get('classifier'))!.classifier;
   assert.deepEqual(stored.labels, ['cats', 'dogs']);
 
   // A record as skd serve writes it: a fitted head, no support pictures.

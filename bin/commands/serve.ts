@@ -4,13 +4,14 @@
  * requests in flight, then exits.
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+
 import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../../data/errors.js';
 import { packageVersion } from '../../export/version.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../../infer/server/context.js';
 import { parseCorsOrigins } from '../../infer/server/http-conventions.js';
 import { startServer } from '../../infer/server/server.js';
+import { RemoteBackbone } from '../../infer/remote-backbone.js';
 import { DEVICES, FeatureExtractor, type Device, type Preprocessing } from '../../infer/session.js';
 import { portableMetadata } from '../../proto/portable-config.js';
 import { WEB_DIST } from './web.js';
@@ -38,6 +39,10 @@ interface ServeArgs {
   'decode-budget-ms': number;
   cors: string[];
   log: boolean;
+  'backbone-url'?: string;
+  'backbone-timeout-ms': number;
+  'backbone-retries': number;
+  'model-name'?: string;
 }
 
 function parseTriple(text: string, flag: string): [number, number, number] {
@@ -93,7 +98,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     .option('model', { type: 'string', demandOption: true, describe: 'ONNX backbone (from skd export, or a foreign graph described by the flags below)' })
     .option('port', { type: 'number', default: 8080, describe: 'TCP port (0 picks a free one)' })
     .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind; 0.0.0.0 exposes the service to the network' })
-    .option('store', { type: 'string', default: './skd-store', describe: 'directory of saved classifiers (one JSON file each, written atomically)' })
+    .option('store', { type: 'string', default: './skd-store', describe: 'saved classifiers: a directory (one JSON file each, written atomically) or a postgres:// URL shared by replicas' })
     .option('web', { type: 'string', describe: 'folder of the browser demo served at / (default: web/dist of this package, when built)' })
     .option('device', { choices: DEVICES, default: 'auto' as Device, describe: 'execution provider' })
     .option('threads', { type: 'number', describe: 'ONNX Runtime intra-op threads (default: one per core)' })
@@ -111,7 +116,11 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     .option('max-queue', { type: 'number', default: DEFAULT_LIMITS.maxQueuedImages, describe: 'most images waiting for a run; beyond it requests get 503 + Retry-After' })
     .option('decode-budget-ms', { type: 'number', default: DEFAULT_LIMITS.decodeBudgetMs, describe: 'longest time decoding one request\'s images may take (ms); beyond it the answer is 413' })
     .option('cors', { type: 'string', array: true, default: [] as string[], describe: 'origin whose pages may call the API, e.g. https://app.example.com (repeat it or separate by commas; * for any); none by default' })
-    .option('log', { type: 'boolean', default: false, describe: 'log every request (JSON lines on stderr)' }) as unknown as Argv<ServeArgs>,
+    .option('log', { type: 'boolean', default: false, describe: 'log every request (JSON lines on stderr)' })
+    .option('backbone-url', { type: 'string', describe: 'extract features through a KServe v2 server (Triton, KServe, another skd serve): http://HOST:PORT/v2/models/NAME; --model is then the same ONNX file, read for its preprocessing' })
+    .option('backbone-timeout-ms', { type: 'number', default: 10_000, describe: 'with --backbone-url: longest wait for one call (ms)' })
+    .option('backbone-retries', { type: 'number', default: 2, describe: 'with --backbone-url: further attempts after a failed call, with exponential backoff' })
+    .option('model-name', { type: 'string', describe: 'the model\'s name on the KServe v2 routes /v2/models/NAME (default: the model file\'s base name)' }) as unknown as Argv<ServeArgs>,
   handler: async (args) => {
     const limits = limitsFrom(args);
     let corsOrigins: string[];
@@ -122,12 +131,16 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     }
     if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new UserError(`--port must be an integer 0-65535, got ${args.port}`);
     if (args.web !== undefined && !existsSync(args.web)) throw new UserError(`--web ${args.web}: no such folder`);
-    const extractor = await FeatureExtractor.open(args.model, { device: args.device, threads: args.threads, output: args.output, overrides: overridesFrom(args) });
+    if (args['model-name'] !== undefined && !/^[A-Za-z0-9_.-]{1,128}$/.test(args['model-name'])) throw new UserError(`--model-name must be 1-128 letters, digits, '_', '.' or '-', got '${args['model-name']}'`);
+    const openOptions = { device: args.device, threads: args.threads, output: args.output, overrides: overridesFrom(args) };
+    const extractor = args['backbone-url'] !== undefined
+      ? await RemoteBackbone.open(args.model, args['backbone-url'], openOptions, { timeoutMs: args['backbone-timeout-ms'], retries: args['backbone-retries'], maxBatch: limits.maxBatch })
+      : await FeatureExtractor.open(args.model, openOptions);
     let server;
     try {
       server = await startServer({
-        extractor, modelPath: args.model, storeDir: resolve(args.store), limits, host: args.host, port: args.port,
-        webDir: args.web ?? WEB_DIST, corsOrigins, version: packageVersion(),
+        extractor, modelPath: args.model, storeDir: args.store, limits, host: args.host, port: args.port,
+        webDir: args.web ?? WEB_DIST, corsOrigins, version: packageVersion(), modelName: args['model-name'],
         logger: { level: args.log ? 'info' : 'warn', stream: process.stderr },
       });
     } catch (err) {
@@ -141,7 +154,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     }
     const running = server;
     const p = extractor.preprocessing;
-    process.stderr.write(`skd serve: ${args.model} (${p.layout} ${p.size}x${p.size}, ${extractor.featureDim}-d features, ${extractor.provider}); store ${running.ctx.store.dir} (${running.ctx.store.size} classifiers)\n`);
+    process.stderr.write(`skd serve: ${args.model} (${p.layout} ${p.size}x${p.size}, ${extractor.featureDim}-d features, ${extractor.provider}); store ${running.ctx.store.location} (${running.ctx.store.size} classifiers)\n`);
     if (portableMetadata(extractor.metadata) !== extractor.metadata) {
       process.stderr.write(`skd serve: ${args.model} records local paths in its training configuration (exported by an older skd); /v1/model and /model.onnx give their base names only. Export it again to drop them from the file\n`);
     }

@@ -11,6 +11,9 @@ import type { ServerContext } from './context.js';
 import { HttpError, errorBody, fieldFromInstancePath } from './errors.js';
 import { registerHttpConventions } from './http-conventions.js';
 import { openApiDocument, recordRoutes } from './openapi.js';
+import { storeHttpError } from './conditions.js';
+import { modelNameFromPath } from '../../data/model-name.js';
+import { MODEL_VERSION, registerKServeRoutes } from './kserve.js';
 import { registerApiRoutes } from './routes.js';
 import { IMAGE_DESCRIPTION } from './schemas.js';
 import { portableModelBytes } from './served-model.js';
@@ -27,6 +30,8 @@ export interface AppOptions {
   corsOrigins?: readonly string[];
   /** Version given in the OpenAPI document (skd's). */
   version?: string;
+  /** The backbone's name on the KServe v2 routes (default: the model file's base name). */
+  modelName?: string;
 }
 
 /**
@@ -102,6 +107,7 @@ export async function buildApp(ctx: ServerContext | null, options: AppOptions = 
   if (ctx) {
     registerApiRoutes(app, ctx);
     registerOperationalRoutes(app, ctx);
+    registerKServeRoutes(app, ctx, options.modelName ?? modelNameFromPath(ctx.model.path), MODEL_VERSION);
   }
   registerModelFile(app, ctx ? ctx.model.path : options.modelPath ?? null);
   if (ctx) {
@@ -152,12 +158,19 @@ function registerModelFile(app: FastifyInstance, path: string | null): void {
 
 function registerOperationalRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const startedAt = Date.now();
-  app.get('/healthz', { schema: { summary: 'Liveness, queue length and number of stored classifiers', tags: ['operations'] } }, async () => ({
-    status: 'ok',
-    uptimeSeconds: (Date.now() - startedAt) / 1000,
-    queuedImages: ctx.batcher.queuedImages,
-    classifiers: ctx.store.size,
-  }));
+  app.get('/healthz', { schema: { summary: 'Liveness, queue length, stored classifiers, the store and (with --backbone-url) the backbone', tags: ['operations'] } }, async (_req, reply) => {
+    // With a remote backbone, a replica that cannot reach it is not healthy: a load balancer should know.
+    const backbone = await ctx.extractor.health?.();
+    if (backbone && !backbone.ok) reply.code(503);
+    return {
+      status: backbone && !backbone.ok ? 'backbone unavailable' : 'ok',
+      uptimeSeconds: (Date.now() - startedAt) / 1000,
+      queuedImages: ctx.batcher.queuedImages,
+      classifiers: ctx.store.size,
+      store: ctx.store.location,
+      ...(backbone ? { backbone } : {}),
+    };
+  });
 
   app.get('/v1/model', { schema: { summary: 'The model: file, sha256, inputs, outputs, preprocessing, metadata, and the server\'s limits', tags: ['operations'] } }, async () => ({
     file: basename(ctx.model.path),
@@ -179,6 +192,8 @@ function registerOperationalRoutes(app: FastifyInstance, ctx: ServerContext): vo
 
 /** Maps anything a handler or fastify throws to a status, the field at fault and a message. */
 function describeError(err: FastifyError | Error): { status: number; field: string; message: string; headers: Record<string, string> } {
+  const storeError = storeHttpError(err);
+  if (storeError) return describeError(storeError);
   if (err instanceof HttpError) return { status: err.statusCode, field: err.field, message: err.message, headers: err.headers };
   if (err instanceof QueueFullError) return { status: 503, field: 'server', message: err.message, headers: { 'retry-after': '1' } };
   if (err instanceof BatcherClosedError) return { status: 503, field: 'server', message: err.message, headers: { 'retry-after': '5' } };

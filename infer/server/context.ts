@@ -13,7 +13,22 @@ export interface ServedExtractor {
   readonly metadata: Record<string, string>;
   /** Raw (not normalised) features of `count` uint8 NHWC images at the model's size. */
   extractPixels(pixels: Uint8Array, count: number): Promise<Float32Array>;
+  /**
+   * Raw features of `count` images already preprocessed as the preprocessing says (float NHWC, normalised):
+   * what the KServe v2 infer route feeds. Extractors without it answer that route with 501.
+   */
+  extract?(images: Float32Array, count: number): Promise<Float32Array>;
+  /** For a remote backbone: whether it answers now (shown on /healthz). */
+  health?(): Promise<BackboneHealth>;
   close(): Promise<void> | void;
+}
+
+export interface BackboneHealth {
+  ok: boolean;
+  url: string;
+  /** Round trip of the health probe, in milliseconds. */
+  latencyMs?: number;
+  error?: string;
 }
 
 export interface ServerLimits {

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { HeadKind } from '../heads/types.js';
 import { RecordError, headOfRecord, validateRecord } from '../classifier-record.js';
 import type { ServerContext } from './context.js';
+import { writeCondition } from './conditions.js';
 import { badRequest, conflict, notFound } from './errors.js';
 import {
   decode, embedPixels, fitHead, imageField, parseSupport, predictions, prepareSupport, queryField, supportField,
@@ -10,7 +11,7 @@ import {
 } from './fewshot.js';
 import { checkImageCount, type ImageInput } from './images.js';
 import { classifyBody, embedBody, nameParams, predictBody, putClassifierBody, recordBody } from './schemas.js';
-import { STORE_FORMAT, STORE_VERSION, summarize, type StoredClassifier } from './store.js';
+import { STORE_FORMAT, STORE_VERSION, summarize, type StoredClassifier, type StoredEntry } from './store.js';
 
 const DEFAULT_HEAD: HeadKind = 'logreg';
 /** Augmented copies per support image when a request says nothing: skd eval's default (--n_aug_support_samples 5). */
@@ -59,7 +60,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): voi
     };
   });
 
-  app.put<{ Params: { name: string }; Body: SupportRequest }>('/v1/classifiers/:name', { schema: { summary: 'Fit a head on a support set and store it under a name', tags: ['classifiers'], 'x-responses': { 200: 'Replaced a classifier of that name', 201: 'Created' }, params: nameParams, body: putClassifierBody } }, async (req, reply) => {
+  app.put<{ Params: { name: string }; Body: SupportRequest }>('/v1/classifiers/:name', { schema: { summary: 'Fit a head on a support set and store it under a name', tags: ['classifiers'], 'x-responses': { 200: 'Replaced a classifier of that name', 201: 'Created', 412: 'If-Match or If-None-Match did not hold' }, params: nameParams, body: putClassifierBody } }, async (req, reply) => {
     const { name } = req.params;
     const body = req.body;
     const set = parseSupport(body);
@@ -69,21 +70,25 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): voi
     const support = await prepareSupport(ctx, set, augment, seed);
     const features = await embedPixels(ctx, support.pixels, support.count);
     const head = fitHead(body.head ?? DEFAULT_HEAD, body.C, features, support.count, d, support.labels, set.labelNames.length);
-    const existed = ctx.store.get(name) !== undefined;
     const record: StoredClassifier = {
       format: STORE_FORMAT, version: STORE_VERSION, name, labels: set.labelNames, head: head.toJSON(), headKind: head.kind,
       featureDim: d, modelSha256: ctx.model.sha256, supportImages: support.count, augment, seed, createdAt: new Date().toISOString(),
     };
-    await ctx.store.put(record);
-    reply.code(existed ? 200 : 201);
+    // Whether the name was new is decided by the store inside the serialised write, not by an earlier read.
+    const { created, etag } = await ctx.store.put(record, writeCondition(req));
+    reply.code(created ? 201 : 200).header('etag', etag);
     return summarize(record);
   });
 
   // The whole record, in the format the page saves and loads (infer/classifier-record.ts).
-  app.get<{ Params: { name: string } }>('/v1/classifiers/:name/record', { schema: { summary: 'The whole stored record, in the format the page saves and loads', tags: ['classifiers'], params: nameParams } }, async (req) => stored(ctx, req.params.name));
+  app.get<{ Params: { name: string } }>('/v1/classifiers/:name/record', { schema: { summary: 'The whole stored record, in the format the page saves and loads', tags: ['classifiers'], params: nameParams } }, async (req, reply) => {
+    const entry = await stored(ctx, req.params.name);
+    reply.header('etag', entry.etag);
+    return entry.classifier;
+  });
 
   // Imports a record (a page's classifier.json, or another server's); the name in the path wins over the record's.
-  app.put<{ Params: { name: string }; Body: Record<string, unknown> }>('/v1/classifiers/:name/record', { schema: { summary: 'Import a classifier record (a page\'s classifier.json, or another server\'s)', tags: ['classifiers'], 'x-responses': { 200: 'Replaced a classifier of that name', 201: 'Created', 409: 'The record was fitted on another model' }, params: nameParams, body: recordBody } }, async (req, reply) => {
+  app.put<{ Params: { name: string }; Body: Record<string, unknown> }>('/v1/classifiers/:name/record', { schema: { summary: 'Import a classifier record (a page\'s classifier.json, or another server\'s)', tags: ['classifiers'], 'x-responses': { 200: 'Replaced a classifier of that name', 201: 'Created', 409: 'The record was fitted on another model', 412: 'If-Match or If-None-Match did not hold' }, params: nameParams, body: recordBody } }, async (req, reply) => {
     const { name } = req.params;
     let record;
     try {
@@ -95,26 +100,28 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): voi
     if (record.modelSha256 !== ctx.model.sha256 || record.featureDim !== d) {
       throw conflict('body.modelSha256', `the record was fitted on features of another model (sha256 ${record.modelSha256.slice(0, 12)}..., ${record.featureDim} features); this server runs ${ctx.model.sha256.slice(0, 12)}... with ${d}`);
     }
-    const existed = ctx.store.get(name) !== undefined;
-    await ctx.store.put(record);
-    reply.code(existed ? 200 : 201);
+    // Whether the name was new is decided by the store inside the serialised write, not by an earlier read.
+    const { created, etag } = await ctx.store.put(record, writeCondition(req));
+    reply.code(created ? 201 : 200).header('etag', etag);
     return summarize(record);
   });
 
-  app.get('/v1/classifiers', { schema: { summary: 'The stored classifiers', tags: ['classifiers'] } }, async () => ({ classifiers: ctx.store.list() }));
+  app.get('/v1/classifiers', { schema: { summary: 'The stored classifiers', tags: ['classifiers'] } }, async () => ({ classifiers: await ctx.store.list() }));
 
-  app.get<{ Params: { name: string } }>('/v1/classifiers/:name', { schema: { summary: 'One stored classifier (without its weights)', tags: ['classifiers'], params: nameParams } }, async (req) => {
-    return summarize(stored(ctx, req.params.name));
+  app.get<{ Params: { name: string } }>('/v1/classifiers/:name', { schema: { summary: 'One stored classifier (without its weights)', tags: ['classifiers'], params: nameParams } }, async (req, reply) => {
+    const entry = await stored(ctx, req.params.name);
+    reply.header('etag', entry.etag);
+    return summarize(entry.classifier);
   });
 
-  app.delete<{ Params: { name: string } }>('/v1/classifiers/:name', { schema: { summary: 'Remove a stored classifier', tags: ['classifiers'], params: nameParams } }, async (req) => {
+  app.delete<{ Params: { name: string } }>('/v1/classifiers/:name', { schema: { summary: 'Remove a stored classifier', tags: ['classifiers'], 'x-responses': { 200: 'OK', 412: 'If-Match did not hold' }, params: nameParams } }, async (req) => {
     const { name } = req.params;
-    if (!(await ctx.store.delete(name))) throw notFound('params.name', `no classifier named ${JSON.stringify(name)}`);
+    if (!(await ctx.store.delete(name, writeCondition(req)))) throw notFound('params.name', `no classifier named ${JSON.stringify(name)}`);
     return { deleted: name };
   });
 
   app.post<{ Params: { name: string }; Body: { queries: ImageInput[] } }>('/v1/classifiers/:name/predict', { schema: { summary: 'Classify queries with a stored classifier', tags: ['classifiers'], 'x-responses': { 200: 'OK', 409: 'The classifier was fitted on another model' }, params: nameParams, body: predictBody } }, async (req) => {
-    const classifier = stored(ctx, req.params.name);
+    const { classifier } = await stored(ctx, req.params.name);
     if (classifier.modelSha256 !== ctx.model.sha256 || classifier.featureDim !== d) {
       throw conflict('params.name', `classifier ${JSON.stringify(classifier.name)} was fitted on features of another model (sha256 ${classifier.modelSha256.slice(0, 12)}...); fit it again with PUT`);
     }
@@ -127,8 +134,8 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ServerContext): voi
   });
 }
 
-function stored(ctx: ServerContext, name: string): StoredClassifier {
-  const c = ctx.store.get(name);
+async function stored(ctx: ServerContext, name: string): Promise<StoredEntry> {
+  const c = await ctx.store.get(name);
   if (!c) throw notFound('params.name', `no classifier named ${JSON.stringify(name)}`);
   return c;
 }

@@ -12,13 +12,17 @@ import { buildApp } from './app.js';
 import { ExtractionBatcher } from './batcher.js';
 import { DEFAULT_LIMITS, type ModelDescription, type ServedExtractor, type ServerContext, type ServerLimits } from './context.js';
 import { ServerMetrics } from './metrics.js';
-import { ClassifierStore } from './store.js';
+import type { ClassifierStore } from './store.js';
+import { openClassifierStore } from './store-open.js';
 
 export interface ServerOptions {
   extractor: ServedExtractor;
   /** The ONNX file the extractor was opened from (served at /model.onnx, fingerprinted for classifiers). */
   modelPath: string;
+  /** Folder of saved classifiers, or a postgres:// URL (see store-open.ts). */
   storeDir: string;
+  /** An already open store, used instead of opening storeDir (closed with the server). */
+  store?: ClassifierStore;
   limits?: Partial<ServerLimits>;
   webDir?: string;
   logger?: FastifyServerOptions['logger'];
@@ -26,6 +30,8 @@ export interface ServerOptions {
   corsOrigins?: readonly string[];
   /** skd's version, for the OpenAPI document. */
   version?: string;
+  /** The backbone's name on the KServe v2 routes (default: the model file's base name). */
+  modelName?: string;
 }
 
 export interface RunningServer {
@@ -86,14 +92,20 @@ export async function createServer(options: ServerOptions): Promise<{ app: Fasti
       },
     },
   );
-  const store = await ClassifierStore.open(options.storeDir);
-  const model = await describeModel(options.modelPath);
+  const store = options.store ?? await openClassifierStore(options.storeDir);
+  let model: ModelDescription;
+  try {
+    model = await describeModel(options.modelPath);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const ctx: ServerContext = { extractor: options.extractor, model, batcher, store, metrics, limits, size };
   metrics.addGauge('skd_queue_images', 'Images waiting for an ONNX Runtime run.', () => batcher.queuedImages);
   metrics.addGauge('skd_classifiers', 'Saved classifiers in the store.', () => store.size);
   metrics.addGauge('process_resident_memory_bytes', 'Resident set size of the server process.', () => process.memoryUsage.rss());
   metrics.addGauge('nodejs_heap_used_bytes', 'V8 heap in use (JavaScript objects) in the server process.', () => process.memoryUsage().heapUsed);
-  const app = await buildApp(ctx, { webDir: options.webDir, logger: options.logger, corsOrigins: options.corsOrigins, version: options.version });
+  const app = await buildApp(ctx, { webDir: options.webDir, logger: options.logger, corsOrigins: options.corsOrigins, version: options.version, modelName: options.modelName });
   for (const s of store.skipped) app.log.warn(`store: skipped ${s.file}: ${s.reason}`);
   return { app, ctx };
 }
@@ -112,6 +124,7 @@ export async function startServer(options: ServerOptions & { host: string; port:
       await app.close();
       await ctx.batcher.close();
       await ctx.extractor.close();
+      await ctx.store.close();
     })()),
   };
 }
