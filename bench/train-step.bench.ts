@@ -11,7 +11,7 @@
  * (comma list of wasm,cpu), SKD_BENCH_REPEATS (default 3), SKD_BENCH_THREADS (wasm threads; default: all cores).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend, type BackendChoice } from '../train/backend.js';
+import { selectBackend, type BackendChoice } from '../models/tfjs-backend.js';
 import { conv4Spec, resnet12Spec, type ModelSpec } from '../models/spec.js';
 import { initWeights } from '../models/init.js';
 import { TfModel } from '../models/tfjs.js';

@@ -13,7 +13,7 @@ import { packageVersion } from '../export/version.js';
 import { FeatureExtractor } from '../infer/session.js';
 import { evaluateFewShot } from '../infer/evaluate.js';
 import { initWeights } from '../models/init.js';
-import { selectBackend, type BackendChoice } from '../train/backend.js';
+import { selectBackend, type BackendChoice } from '../models/tfjs-backend.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { trainGen0 } from '../train/gen0.js';
 import { trainGen1 } from '../train/gen1.js';

@@ -1,7 +1,7 @@
 /** `skd demo`: the whole method end to end on the built-in toy dataset (demo/run-demo.ts). */
 import { relative } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { BACKEND_CHOICES, type BackendChoice } from '../../train/backend.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../../models/tfjs-backend.js';
 import { consoleHooks } from '../../train/progress.js';
 import { runDemo, renderTable } from '../../demo/run-demo.js';
 import type { DemoSizeName } from '../../demo/sizes.js';

@@ -2,7 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { DATASET_NAMES, type DatasetName } from '../../data/datasets.js';
 import { UserError } from '../../data/errors.js';
-import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../../train/backend.js';
+import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../../models/tfjs-backend.js';
 import { MODEL_NAMES, RECIPE_NAMES, type ModelName, type RecipeName, type TrainOptions } from '../../train/config.js';
 import { trainGen0 } from '../../train/gen0.js';
 import { trainGen1 } from '../../train/gen1.js';
