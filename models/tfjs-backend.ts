@@ -9,6 +9,7 @@ import { backendHasNativeConvGrad } from './conv-grad.js';
 import { registerGradients } from './tfjs-gradients.js';
 import { createThreadedWasmBackend, MAX_WASM_THREADS } from './tfjs-wasm-threads.js';
 import { checkTfjsVersion } from './tfjs-version.js';
+import { useCorrectWasmMaxPoolGrad } from './tfjs-wasm-maxpool-grad.js';
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -87,6 +88,7 @@ async function activateWasm(threads: number | undefined): Promise<{ description:
   if (!(await tf.setBackend('wasm'))) throw new UserError('The WebAssembly backend failed to initialise (@tensorflow/tfjs-backend-wasm). Try --backend cpu.');
   await tf.ready();
   useZeroCopyIdentity('wasm');
+  useCorrectWasmMaxPoolGrad();
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   const running = wasm.getThreadsCount();
   return { description: `WebAssembly${simd ? ' SIMD' : ''}, ${running} thread${running === 1 ? '' : 's'}${note}` };

@@ -27,7 +27,9 @@ export function cudaProviderInstalled(): boolean {
 }
 
 export function sessionOptions(provider: Provider, threads: number | undefined): ort.InferenceSession.SessionOptions {
+  ort.env.logLevel = 'fatal';
   return {
+    logSeverityLevel: 4,
     executionProviders: [provider],
     graphOptimizationLevel: 'all',
     interOpNumThreads: 1,
@@ -52,15 +54,13 @@ export async function onDevice<T>(
   if (!TRAIN_DEVICES.includes(device)) throw new UserError(`unknown device '${String(device)}': expected one of ${TRAIN_DEVICES.join(', ')}`);
   const wanted: Provider | undefined = device === 'auto' ? (cudaProviderInstalled() ? 'cuda' : undefined) : device === 'cpu' ? undefined : device;
   if (wanted) {
-    // onnxruntime prints a failed provider load as an error line of its own; the outcome reaches us as an exception.
-    const level = ort.env.logLevel;
+    // onnxruntime prints a failed provider load as an error line of its own (unless its logging, set up by the
+    // process's first session, is at 'fatal', as skd sets it); the outcome reaches us as an exception.
     ort.env.logLevel = 'fatal';
     try {
       return { value: await create(sessionOptions(wanted, threads), wanted), provider: wanted };
     } catch (err) {
       if (device !== 'auto') log(`skd: the ${wanted === 'cuda' ? 'CUDA' : 'WebGPU'} execution provider is not available (${reason(err)}); training on CPU`);
-    } finally {
-      ort.env.logLevel = level;
     }
   }
   return { value: await create(sessionOptions('cpu', threads), 'cpu'), provider: 'cpu' };
