@@ -1,11 +1,11 @@
 /** Builds the engine a run asked for (train/engine.ts): ONNX Runtime (default) or TensorFlow.js. */
 import { UserError } from '../data/errors.js';
 import { registerGradients } from '../models/tfjs-gradients.js';
-import { DEFAULT_ENGINE, ENGINE_NAMES, type EngineOptions, type TrainingEngine } from './engine.js';
-import { OrtEngine, type OrtEngineOptions } from './ort/engine.js';
+import { DEFAULT_ENGINE, ENGINE_NAMES, type EngineOptions, type EngineSetup, type TrainingEngine } from './engine.js';
+import { OrtEngine } from './ort/engine.js';
 import { TfjsEngine } from './tfjs-engine.js';
 
-export type EngineSetup = Omit<OrtEngineOptions, 'device' | 'threads' | 'log'>;
+export type { EngineSetup };
 
 const describedOnce = new Set<string>();
 

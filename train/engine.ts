@@ -4,6 +4,8 @@
  * PyTorch layout (models/spec.ts), so checkpoints are the same whichever engine wrote them.
  */
 import type { NamedWeights, ModelSpec } from '../models/spec.js';
+import type { SgdOptions } from './ort/sgd.js';
+import type { StepLoss } from './ort/step-graph.js';
 import type { TfModel } from '../models/tfjs.js';
 
 export type EngineName = 'ort' | 'tfjs';
@@ -59,6 +61,21 @@ export interface TrainingEngine {
   /** Runs `fn` on a TensorFlow.js model holding the current weights, in evaluation mode (validation). */
   withEvalModel<T>(fn: (model: TfModel) => Promise<T>): Promise<T>;
   dispose(): Promise<void>;
+}
+
+/** What both engines are built from. */
+export interface EngineSetup {
+  spec: ModelSpec;
+  weights: NamedWeights;
+  /** Unrotated images per step. */
+  batchSize: number;
+  loss: StepLoss;
+  sgd: SgdOptions;
+  dropoutSeed: number;
+  dropBlockCalls?: number;
+  momentum?: NamedWeights;
+  /** Gen-1: the frozen teacher (same spec). */
+  teacher?: NamedWeights;
 }
 
 /** How an engine is asked for. */

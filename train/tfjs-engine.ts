@@ -6,11 +6,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelSpec, NamedWeights } from '../models/spec.js';
 import { TfModel } from '../models/tfjs.js';
-import { NonFiniteLossError, NonFiniteTeacherError, type StepResult, type TrainingEngine } from './engine.js';
+import { NonFiniteLossError, NonFiniteTeacherError, type EngineSetup, type StepResult, type TrainingEngine } from './engine.js';
 import { gen0Loss, gen1Loss, rotationLabels } from './losses.js';
 import { withAllRotations, withHalfTurn } from './rotate.js';
-import { Sgd, type SgdOptions } from './sgd.js';
-import type { StepLoss } from './ort/step-graph.js';
+import { Sgd } from './sgd.js';
 
 /** One optimiser step on a normalised, augmented batch [B, H, W, C] with labels [B] at learning rate lr. */
 export type StepFn = (x: tf.Tensor4D, labels: Int32Array, lr: number) => StepResult;
@@ -87,17 +86,6 @@ export function gen1Step(teacher: TfModel, student: TfModel, sgd: Sgd, temperatu
   };
 }
 
-export interface TfjsEngineOptions {
-  spec: ModelSpec;
-  weights: NamedWeights;
-  loss: StepLoss;
-  sgd: SgdOptions;
-  dropoutSeed: number;
-  dropBlockCalls?: number;
-  momentum?: NamedWeights;
-  teacher?: NamedWeights;
-}
-
 export class TfjsEngine implements TrainingEngine {
   readonly name = 'tfjs' as const;
   readonly spec: ModelSpec;
@@ -106,7 +94,7 @@ export class TfjsEngine implements TrainingEngine {
   private readonly sgd: Sgd;
   private readonly run: StepFn;
 
-  constructor(opts: TfjsEngineOptions) {
+  constructor(opts: EngineSetup) {
     this.spec = opts.spec;
     this.model = new TfModel(opts.spec, opts.weights, { dropoutSeed: opts.dropoutSeed });
     this.model.dropBlockCalls = opts.dropBlockCalls ?? 0;

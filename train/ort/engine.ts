@@ -16,7 +16,7 @@ import { trainingMask } from '../../models/tfjs-ops.js';
 import { TfModel } from '../../models/tfjs.js';
 import { specParameters, type ModelSpec, type NamedWeights } from '../../models/spec.js';
 import { encodeOnnxModel } from '../../proto/codec.js';
-import { countCorrect, NonFiniteLossError, type ModelView, NonFiniteTeacherError, type StepResult, type TrainDevice, type TrainingEngine } from '../engine.js';
+import { countCorrect, NonFiniteLossError, type EngineSetup, type ModelView, NonFiniteTeacherError, type StepResult, type TrainDevice, type TrainingEngine } from '../engine.js';
 import { rotationLabels } from '../losses.js';
 import { onDevice, type Provider } from './device.js';
 import { nhwcToNchw, rotatedBatch } from './rotate.js';
@@ -24,18 +24,7 @@ import { sgdUpdate, type SgdOptions } from './sgd.js';
 import { buildStepGraph, type StepGraph, type StepLoss } from './step-graph.js';
 import { TRAIN_OPSET } from './graph-builder.js';
 
-export interface OrtEngineOptions {
-  spec: ModelSpec;
-  weights: NamedWeights;
-  /** Unrotated images per step. */
-  batchSize: number;
-  loss: StepLoss;
-  sgd: SgdOptions;
-  dropoutSeed: number;
-  dropBlockCalls?: number;
-  momentum?: NamedWeights;
-  /** Gen-1: the frozen teacher (same spec). */
-  teacher?: NamedWeights;
+export interface OrtEngineOptions extends EngineSetup {
   device?: TrainDevice;
   threads?: number;
   log?: (line: string) => void;

@@ -12,6 +12,7 @@
  * - dropout and DropBlock multiply by keep masks that are graph inputs (already rescaled), drawn by the
  *   caller from the same seeded generators as the TensorFlow.js engine.
  */
+import { neededNodes } from '../../export/graph.js';
 import type { ModelSpec, SpecNode } from '../../models/spec.js';
 import type { GraphBuilder } from './graph-builder.js';
 
@@ -44,24 +45,8 @@ export interface NetworkGraph {
 
 const inputsOf = (n: SpecNode): string[] => (n.op === 'add' ? [...n.inputs] : [n.input]);
 
-/** The spec nodes the given outputs depend on. */
-export function nodesNeeded(spec: ModelSpec, outputs: string[]): Set<string> {
-  const byName = new Map(spec.nodes.map((n) => [n.name, n]));
-  const needed = new Set<string>();
-  const stack = [...outputs];
-  while (stack.length) {
-    const name = stack.pop()!;
-    if (name === spec.input || needed.has(name)) continue;
-    const n = byName.get(name);
-    if (!n) throw new Error(`model spec refers to an unknown node '${name}'`);
-    needed.add(name);
-    stack.push(...inputsOf(n));
-  }
-  return needed;
-}
-
 export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: number, outputs: string[]): NetworkGraph {
-  const needed = nodesNeeded(spec, outputs);
+  const needed = neededNodes(spec, outputs);
   const uses = new Map<string, number>();
   for (const n of spec.nodes) if (needed.has(n.name)) for (const i of inputsOf(n)) uses.set(i, (uses.get(i) ?? 0) + 1);
   for (const o of outputs) uses.set(o, (uses.get(o) ?? 0) + 1);
