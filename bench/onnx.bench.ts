@@ -15,7 +15,7 @@ import type { InputLayout } from '../export/graph.js';
 import { initWeights } from '../models/init.js';
 import { resnet12Spec, type ModelSpec, type NamedWeights } from '../models/spec.js';
 import { TfModel } from '../models/tfjs.js';
-import { selectBackend } from '../train/backend.js';
+import { selectBackend } from '../models/tfjs-backend.js';
 
 export const describe = 'onnxruntime-node vs TensorFlow.js (wasm) images/s, full ResNet-12 (64-160-320-640, 64 classes), batch 64, features output';
 

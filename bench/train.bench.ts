@@ -8,7 +8,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { selectBackend } from '../train/backend.js';
+import { selectBackend } from '../models/tfjs-backend.js';
 import type { TrainOptions } from '../train/config.js';
 import { trainGen0 } from '../train/gen0.js';
 import { trainGen1 } from '../train/gen1.js';

@@ -67,7 +67,7 @@ function inputOf(node: SpecNode): string[] {
 }
 
 /** The spec nodes that the given output nodes depend on. */
-function neededNodes(spec: ModelSpec, outputNodes: string[]): Set<string> {
+export function neededNodes(spec: ModelSpec, outputNodes: string[]): Set<string> {
   const byName = new Map(spec.nodes.map((n) => [n.name, n]));
   const needed = new Set<string>();
   const stack = [...outputNodes];

@@ -23,7 +23,7 @@ import { readOnnxInfo } from '../infer/onnx-metadata.js';
 import { nhwcToNchw } from '../infer/session.js';
 import type { ModelSpec, NamedWeights } from '../models/spec.js';
 import { TfModel } from '../models/tfjs.js';
-import { selectBackend } from '../train/backend.js';
+import { selectBackend } from '../models/tfjs-backend.js';
 import { OUTPUT_NAMES, type OutputName } from './graph.js';
 
 export const DEFAULT_TOLERANCE = 1e-4;

@@ -3,6 +3,8 @@
  * running-statistics update, dropout masks and the reference's DropBlock.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { mix32 } from './init.js';
+import type { SpecNode } from './spec.js';
 
 /**
  * Batch-norm over N, H, W with the batch's statistics (biased variance, as PyTorch normalises), and the
@@ -69,4 +71,18 @@ export function blockMaskFromSeeds(seeds: tf.Tensor4D, blockSize: number): tf.Te
     const blocks = p > 0 ? tf.maxPool(tf.pad(seeds, [[0, 0], [p, p], [p, p], [0, 0]]) as tf.Tensor4D, blockSize, 1, 'valid') : seeds;
     return tf.sub(1, blocks) as tf.Tensor4D;
   });
+}
+
+/**
+ * The keep mask (already rescaled) of a dropout or DropBlock node for an NHWC activation, or null for none.
+ * It holds no hidden generator state: the seed mixes (dropoutSeed, dropBlockCalls, node index), so both
+ * engines, and a resumed run, draw the same masks. `calls` counts training forward passes including this one.
+ */
+export function trainingMask(
+  node: Extract<SpecNode, { op: 'dropout' | 'dropblock' }>, index: number, shape: number[], dropoutSeed: number, calls: number,
+): tf.Tensor | null {
+  const seed = mix32(mix32(dropoutSeed >>> 0) ^ mix32(calls * 1024 + index));
+  if (node.op === 'dropout') return node.rate > 0 ? dropoutMask(shape, node.rate, seed) : null;
+  const keep = dropBlockKeepRate(calls, node.dropRate, node.scheduleSteps);
+  return dropBlockMask(shape as [number, number, number, number], node.blockSize, keep, seed);
 }

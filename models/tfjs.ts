@@ -15,9 +15,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { conv2d } from './conv-grad.js';
-import { mix32 } from './init.js';
 import { specParameters, type ModelSpec, type NamedWeights, type SpecNode } from './spec.js';
-import { batchNormTraining, dropBlockMask, dropoutMask, dropBlockKeepRate } from './tfjs-ops.js';
+import { batchNormTraining, dropBlockKeepRate, trainingMask } from './tfjs-ops.js';
 import { convBnAct, leakyReluForward, leakyReluFused } from './fused.js';
 import { backboneSupported, backboneTrain, type BackboneContext } from './backbone-op.js';
 
@@ -101,9 +100,7 @@ export class TfModel {
   }
 
   private dropMask(node: Extract<SpecNode, { op: 'dropout' | 'dropblock' }>, index: number, shape: number[]): tf.Tensor | null {
-    if (node.op === 'dropout') return node.rate > 0 ? dropoutMask(shape, node.rate, this.maskSeed(index)) : null;
-    const keep = dropBlockKeepRate(this.dropBlockCalls, node.dropRate, node.scheduleSteps);
-    return dropBlockMask(shape as [number, number, number, number], node.blockSize, keep, this.maskSeed(index));
+    return trainingMask(node, index, shape, this.dropoutSeed, this.dropBlockCalls);
   }
 
   private planFusion(): void {
@@ -229,10 +226,6 @@ export class TfModel {
 
   private param(name: string): tf.Variable {
     return this.entries.get(name)!.variable;
-  }
-
-  private maskSeed(index: number): number {
-    return mix32(mix32(this.dropoutSeed >>> 0) ^ mix32(this.dropBlockCalls * 1024 + index));
   }
 
   private runConvBn(conv: Extract<SpecNode, { op: 'conv2d' }>, bn: Extract<SpecNode, { op: 'batchnorm' }>, act: SpecNode | null, x: tf.Tensor4D): tf.Tensor4D {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../train/backend.js';
+import { selectBackend } from '../models/tfjs-backend.js';
 import { conv2d, setConvGradMode, backendHasNativeConvGrad } from '../models/conv-grad.js';
 
 const quiet = { log: () => {} };

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
-import { selectBackend } from '../train/backend.js';
+import { selectBackend } from '../models/tfjs-backend.js';
 import { UserError } from '../data/errors.js';
 import { resnet12Spec } from '../models/spec.js';
 import { initWeights } from '../models/init.js';

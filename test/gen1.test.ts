@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../data/errors.js';
 import type { NamedWeights } from '../models/spec.js';
-import { selectBackend } from '../train/backend.js';
+import { selectBackend } from '../models/tfjs-backend.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import type { TrainOptions } from '../train/config.js';
 import { trainGen0 } from '../train/gen0.js';
@@ -115,9 +115,9 @@ test('an ONNX teacher is read back into the network: exported by skd (batch-norm
   reference.dispose();
   let studentLogits: Float32Array | undefined;
   const notes: string[] = [];
-  const [r] = await trainGen1({ ...data, pathT: onnxPath, epochs: 1, maxStepsPerEpoch: 1, out: join(dir, 'from-onnx') }, {
+  const [r] = await trainGen1({ ...data, pathT: onnxPath, epochs: 1, maxStepsPerEpoch: 1, out: join(dir, 'from-onnx'), engine: 'tfjs' }, {
     log: (l) => notes.push(l),
-    onStart: ({ model }) => { studentLogits = model.forward(x, false).logits.dataSync() as Float32Array; },
+    onStart: ({ model }) => { studentLogits = (model as TfModel).forward(x, false).logits.dataSync() as Float32Array; },
   });
   assert.equal(r.history.length, 1);
   assert.ok(notes.some((n) => /batch-norm folded/.test(n)), notes.join('\n'));

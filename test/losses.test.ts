@@ -7,7 +7,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { FIXTURES } from './helpers/run-skd.js';
 import { gen0Loss, gen1Loss } from '../train/losses.js';
 import { rotate180, rotate270, rotate90, withAllRotations } from '../train/rotate.js';
-import { registerGradients } from '../train/gradients.js';
+import { registerGradients } from '../models/tfjs-gradients.js';
 import { learningRateAt } from '../train/schedule.js';
 
 await tf.setBackend('cpu');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../train/backend.js';
+import { selectBackend } from '../models/tfjs-backend.js';
 import { conv4Spec, resnet12Spec, type ModelSpec } from '../models/spec.js';
 import { TfModel } from '../models/tfjs.js';
 import { initWeights } from '../models/init.js';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { FIXTURES } from './helpers/run-skd.js';
-import { selectBackend } from '../train/backend.js';
+import { selectBackend } from '../models/tfjs-backend.js';
 import { conv4Spec, resnet12Spec, specParameters, type NamedWeights } from '../models/spec.js';
 import { TfModel } from '../models/tfjs.js';
 import { initWeights } from '../models/init.js';

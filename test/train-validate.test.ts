@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../train/backend.js';
+import { selectBackend } from '../models/tfjs-backend.js';
 import { datasetNormalization } from '../data/datasets.js';
 import { generateToy } from '../data/toy.js';
 import { conv4Spec } from '../models/spec.js';

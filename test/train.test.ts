@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../data/errors.js';
-import { selectBackend } from '../train/backend.js';
+import { selectBackend } from '../models/tfjs-backend.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import type { TrainOptions } from '../train/config.js';
 import { trainGen0 } from '../train/gen0.js';

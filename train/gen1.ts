@@ -4,50 +4,17 @@
  * student runs in training mode on [x; x180]. Loss: KD(T) on the unrotated rows + gamma * L2 / 3
  * (train/losses.ts). With `generations` N > 1, Gen-k distils from Gen-(k-1)'s final checkpoint.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../data/errors.js';
-import { TfModel } from '../models/tfjs.js';
 import type { ModelSpec } from '../models/spec.js';
 import { describeSpecMismatch } from './checkpoint.js';
 import { resolveConfig, specFor, type TrainConfig, type TrainOptions } from './config.js';
-import { countCorrect, type RunOptions } from './gen0.js';
-import { registerGradients } from './gradients.js';
-import { gen1Loss } from './losses.js';
-import { NonFiniteLossError, runEpochs, validate, type StepFn, type TrainResult } from './loop.js';
+import { createEngine } from './create-engine.js';
+import type { RunOptions } from './gen0.js';
+import { runEpochs, validate, type TrainResult } from './loop.js';
 import type { TrainHooks } from './progress.js';
-import { withHalfTurn } from './rotate.js';
 import { checkpointPathFor, loadTrainData, prepareOutDir, startingPoint } from './setup.js';
-import { Sgd } from './sgd.js';
 import { loadTeacher, type TeacherSource } from './teacher.js';
 import { isDatasetName } from '../data/datasets.js';
-
-/** One Gen-1 optimiser step (exported for tests and benchmarks). */
-export function gen1Step(teacher: TfModel, student: TfModel, sgd: Sgd, temperature: number, gamma: number): StepFn {
-  const variables = student.trainableVariables();
-  return (x, labels, lr) => {
-    const zTeacher = tf.tidy(() => teacher.forward(x, false).logits);
-    let kept: tf.Tensor[] = [];
-    const { value, grads } = tf.variableGrads(() => {
-      const out = student.forward(withHalfTurn(x), true);
-      const p = gen1Loss(zTeacher, out.logits, temperature, gamma);
-      kept = [tf.keep(p.kd), tf.keep(p.l2), tf.keep(out.logits)];
-      return p.loss;
-    }, variables);
-    const [kd, l2, logits] = kept;
-    try {
-      const loss = value.dataSync()[0];
-      if (!Number.isFinite(loss)) throw new NonFiniteLossError(loss);
-      sgd.step(grads, lr);
-      const unrotated = tf.slice(logits, [0, 0], [labels.length, -1]) as tf.Tensor2D;
-      const correct = countCorrect(unrotated, labels);
-      unrotated.dispose();
-      return { loss, parts: { kd: kd.dataSync()[0], l2: l2.dataSync()[0] }, correct };
-    } finally {
-      tf.dispose([value, zTeacher, ...kept]);
-      tf.dispose(grads);
-    }
-  };
-}
 
 /** Checks that the teacher fits this run: the classes of the training set, its image size, explicit flags. */
 function checkTeacherFits(teacherPath: string, spec: ModelSpec, options: TrainOptions, config: TrainConfig, numClasses: number): void {
@@ -84,7 +51,6 @@ function inheritedFromTeacher(t: TeacherSource, options: TrainOptions): Partial<
 
 /** Distils `generations` generations in a row and returns each one's result. */
 export async function trainGen1(options: TrainOptions & RunOptions, hooks: TrainHooks = {}): Promise<TrainResult[]> {
-  await registerGradients();
   if (!options.pathT) throw new UserError('Gen-1 needs a teacher: --path_t <gen0 checkpoint or ONNX graph>');
   // The first teacher is read before the data: its dataset and image size are the defaults of this run.
   const firstTeacher = await loadTeacher(options.pathT, hooks, { model: options.model, widths: options.widths, imageSize: options.imageSize ?? 32, numClasses: 0 });
@@ -104,26 +70,24 @@ export async function trainGen1(options: TrainOptions & RunOptions, hooks: Train
     const checkpointPath = checkpointPathFor(config.out, generation);
     const start = await startingPoint({ path: checkpointPath, resume: options.resume ?? false, generation, spec, config, hooks });
     const ckpt = start.checkpoint;
-    const teacher = new TfModel(spec, teacherSource.weights);
     // The student starts as the teacher (running statistics included); a fresh DropBlock schedule.
-    const student = new TfModel(spec, ckpt ? ckpt.weights : teacherSource.weights, { dropoutSeed: config.seed });
-    student.dropBlockCalls = ckpt?.dropBlockCalls ?? 0;
-    const sgd = new Sgd(student.trainableVariables(), { momentum: config.momentum, weightDecay: config.weightDecay });
+    const engine = await createEngine({
+      spec, weights: ckpt ? ckpt.weights : teacherSource.weights, batchSize: config.batchSize,
+      loss: { kind: 'gen1', gamma: config.gamma, temperature: config.kdT }, sgd: { momentum: config.momentum, weightDecay: config.weightDecay },
+      dropoutSeed: config.seed, dropBlockCalls: ckpt?.dropBlockCalls ?? 0, momentum: ckpt?.optimizer?.momentum, teacher: teacherSource.weights,
+    }, { ...options, log: options.log ?? hooks.log });
     try {
-      if (ckpt?.optimizer) sgd.restoreMomentum(student, ckpt.optimizer.momentum);
       const args = {
-        generation, config, model: student, sgd, train: data.train, val: data.val, normalization: data.normalization,
-        checkpointPath, state: start.state, step: gen1Step(teacher, student, sgd, config.kdT, config.gamma), hooks,
+        generation, config, engine, train: data.train, val: data.val, normalization: data.normalization,
+        checkpointPath, state: start.state, hooks,
       };
-      hooks.onStart?.({ generation, model: student, teacher });
+      hooks.onStart?.({ generation, ...engine.models() });
       const initialValidation = !ckpt ? await validate(args) : undefined;
       if (initialValidation) hooks.log?.(`gen${generation} student before training (= its teacher): val ${initialValidation.accuracy.toFixed(2)}%`);
       const history = await runEpochs(args);
       results.push({ generation, checkpoint: checkpointPath, config, history, initialValidation });
     } finally {
-      sgd.dispose();
-      student.dispose();
-      teacher.dispose();
+      await engine.dispose();
     }
   }
   return results;

@@ -4,41 +4,21 @@
  * checkpoint after every epoch, the JSONL log and the progress hooks. A non-finite loss stops the run
  * before the bad update is applied; the checkpoint on disk stays the last good one.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { augmentBatch } from '../data/augment.js';
 import { UserError } from '../data/errors.js';
 import type { Rng } from '../data/rng.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import type { NamedWeights } from '../models/spec.js';
-import type { TfModel } from '../models/tfjs.js';
 import { writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { appendLog, type TrainHooks } from './progress.js';
 import { learningRateAt } from './schedule.js';
-import type { Sgd } from './sgd.js';
+import { NonFiniteLossError, NonFiniteTeacherError, type StepResult, type TrainingEngine } from './engine.js';
 import type { EpochRecord, ValidationRecord } from './types.js';
 import { fewShotValidate } from './validate.js';
 
-/** What one optimiser step reports. */
-export interface StepResult {
-  loss: number;
-  parts: Record<string, number>;
-  /** Correct top-1 predictions on the unrotated rows. */
-  correct: number;
-  /** Gen-0: correct rotation predictions over all rotated rows, and how many rows. */
-  rotCorrect?: number;
-  rotRows?: number;
-}
-
-/** Thrown by a step whose loss is NaN or infinite, before the update is applied. */
-export class NonFiniteLossError extends Error {
-  constructor(readonly loss: number) {
-    super(`loss is ${loss}`);
-  }
-}
-
-/** One optimiser step on a normalised, augmented batch [B, H, W, C] with labels [B] at learning rate lr. */
-export type StepFn = (x: tf.Tensor4D, labels: Int32Array, lr: number) => StepResult;
+export type { StepResult } from './engine.js';
+export { NonFiniteLossError } from './engine.js';
 
 export interface LoopState {
   /** Completed epochs. */
@@ -61,23 +41,22 @@ export interface TrainResult {
 export interface EpochLoopArgs {
   generation: number;
   config: TrainConfig;
-  model: TfModel;
-  sgd: Sgd;
+  engine: TrainingEngine;
   train: ImageSet;
   val?: ImageSet;
   normalization: Normalization;
   checkpointPath: string;
   state: LoopState;
-  step: StepFn;
   hooks: TrainHooks;
 }
 
 /** Few-shot validation with the loop's settings (5-way 1-shot, episode i seeded with i; docs/method.md). */
-export async function validate(args: Pick<EpochLoopArgs, 'model' | 'val' | 'config' | 'normalization'>): Promise<ValidationRecord | undefined> {
-  if (!args.val) return undefined;
-  return fewShotValidate(args.model, args.val, {
+export async function validate(args: Pick<EpochLoopArgs, 'engine' | 'val' | 'config' | 'normalization'>): Promise<ValidationRecord | undefined> {
+  const val = args.val;
+  if (!val) return undefined;
+  return args.engine.withEvalModel((model) => fewShotValidate(model, val, {
     ways: 5, shots: 1, queries: 15, episodes: args.config.valEpisodes, seed: 0, normalization: args.normalization,
-  });
+  }));
 }
 
 function allFinite(weights: NamedWeights): boolean {
@@ -87,25 +66,25 @@ function allFinite(weights: NamedWeights): boolean {
 
 /** Writes the loop's current state as a checkpoint; refuses (returns false) when the weights are not finite. */
 async function saveCheckpoint(args: EpochLoopArgs, complete: boolean): Promise<boolean> {
-  const { model, sgd, config, state } = args;
-  const weights = model.getWeights();
+  const { engine, config, state } = args;
+  const weights = engine.getWeights();
   if (!allFinite(weights)) return false;
   const ckpt: Checkpoint = {
     formatVersion: 1,
-    spec: model.spec,
+    spec: engine.spec,
     weights,
     optimizer: {
       kind: 'sgd',
-      momentum: model.toNamedWeights(sgd.momentumBuffers()),
-      momentumFactor: sgd.options.momentum,
-      weightDecay: sgd.options.weightDecay,
+      momentum: engine.momentum(),
+      momentumFactor: config.momentum,
+      weightDecay: config.weightDecay,
       learningRate: learningRateAt(config.learningRate, config.lrDecayEpochs, Math.max(1, state.epoch)),
     },
     epoch: state.epoch,
     step: state.step,
     rng: state.rng.getState(),
-    dropBlockCalls: model.dropBlockCalls,
-    config: { ...config, dropoutSeed: model.dropoutSeed },
+    dropBlockCalls: engine.dropBlockCalls,
+    config: { ...config, dropoutSeed: engine.dropoutSeed },
     generation: args.generation,
     complete,
     history: state.history,
@@ -114,12 +93,12 @@ async function saveCheckpoint(args: EpochLoopArgs, complete: boolean): Promise<b
   return true;
 }
 
-function divergedMessage(args: EpochLoopArgs, epoch: number, stepInEpoch: number, detail: string): string {
+function divergedMessage(args: EpochLoopArgs, epoch: number, stepInEpoch: number, detail: string, advice?: string): string {
   const { state, checkpointPath, generation } = args;
   const kept = state.epoch > 0
     ? `the last good checkpoint, ${checkpointPath} (epoch ${state.epoch}), is kept`
     : 'no checkpoint had been written yet';
-  return `training stopped: ${detail} at gen${generation} epoch ${epoch} step ${stepInEpoch}; ${kept}. Lower --learning_rate (now ${args.config.learningRate}) and try again.`;
+  return `training stopped: ${detail} at gen${generation} epoch ${epoch} step ${stepInEpoch}; ${kept}. ${advice ?? `Lower --learning_rate (now ${args.config.learningRate}) and try again.`}`;
 }
 
 /** Runs epochs state.epoch + 1 .. config.epochs, mutating state. Returns the full history. */
@@ -146,15 +125,15 @@ export async function runEpochs(args: EpochLoopArgs): Promise<EpochRecord[]> {
       const indices = order.subarray(s * batchSize, (s + 1) * batchSize);
       const labels = Int32Array.from(indices, (i) => train.labels[i]);
       const pixels = augmentBatch(train, indices, state.rng, augment);
-      const x = tf.tensor4d(pixels, [batchSize, train.height, train.width, train.channels]);
       let r: StepResult;
       try {
-        r = args.step(x, labels, lr);
+        r = await args.engine.step(pixels, labels, lr);
       } catch (err) {
         if (err instanceof NonFiniteLossError) throw new UserError(divergedMessage(args, epoch, s + 1, `the loss became ${err.loss}`));
+        if (err instanceof NonFiniteTeacherError) {
+          throw new UserError(divergedMessage(args, epoch, s + 1, 'the teacher\'s outputs are non-finite (NaN or infinite logits)', `Check the teacher ${args.config.pathT ?? ''}: its weights or this batch make it produce non-finite logits.`));
+        }
         throw err;
-      } finally {
-        x.dispose();
       }
       trainSeconds += (performance.now() - stepStart) / 1000;
       state.step++;

@@ -5,7 +5,7 @@
 import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
-import type { TfModel } from '../models/tfjs.js';
+import type { ModelView } from './engine.js';
 import type { EpochRecord } from './types.js';
 
 export interface StepInfo {
@@ -24,7 +24,7 @@ export interface StepInfo {
 
 export interface TrainHooks {
   /** Once per generation, after the networks are built and before the first step (models are live until the run ends). */
-  onStart?: (info: { generation: number; model: TfModel; teacher?: TfModel }) => void;
+  onStart?: (info: { generation: number; model: ModelView; teacher?: ModelView }) => void;
   /** After every optimiser step. */
   onStep?: (info: StepInfo) => void;
   /** After every epoch (and its validation and checkpoint). */

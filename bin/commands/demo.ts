@@ -1,7 +1,8 @@
 /** `skd demo`: the whole method end to end on the built-in toy dataset (demo/run-demo.ts). */
 import { relative } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { BACKEND_CHOICES, type BackendChoice } from '../../train/backend.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../../models/tfjs-backend.js';
+import { ENGINE_NAMES, TRAIN_DEVICES, type EngineName, type TrainDevice } from '../../train/engine.js';
 import { consoleHooks } from '../../train/progress.js';
 import { runDemo, renderTable } from '../../demo/run-demo.js';
 import type { DemoSizeName } from '../../demo/sizes.js';
@@ -11,6 +12,8 @@ interface DemoArgs {
   quick: boolean;
   size?: DemoSizeName;
   backend: BackendChoice;
+  engine: EngineName;
+  device: TrainDevice;
   threads?: number;
   seed: number;
   json: boolean;
@@ -29,7 +32,9 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     .option('out', { type: 'string', default: 'skd-demo', describe: 'Folder for models, checkpoints, logs and the report' })
     .option('quick', { type: 'boolean', default: false, describe: 'A smaller run (about 3 minutes on 2 cores)' })
     .option('size', { choices: ['default', 'quick', 'tiny'] as const, describe: 'Run size (tiny: a seconds-long smoke run); --quick is --size quick' })
-    .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice, describe: 'TensorFlow.js backend for training' })
+    .option('engine', { choices: ENGINE_NAMES, default: 'ort' as EngineName, describe: 'Training engine: ONNX Runtime graphs (ort) or TensorFlow.js (tfjs)' })
+    .option('device', { choices: TRAIN_DEVICES, default: 'auto' as TrainDevice, describe: 'ONNX Runtime engine: execution provider' })
+    .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice, describe: 'TensorFlow.js backend (the tfjs engine; validation)' })
     .option('threads', { type: 'number', describe: 'Threads for training and ONNX Runtime (default: one per core)' })
     .option('seed', { type: 'number', default: 0, describe: 'Seed of the data, initialisation, augmentation and episodes' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout (progress stays on stderr)' }) as never,
@@ -38,7 +43,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     const hooks = consoleHooks();
     const log = (line: string) => process.stderr.write(line + '\n');
     try {
-      const report = await runDemo({ out: a.out, size, backend: a.backend, threads: a.threads, seed: a.seed, hooks: { ...hooks, log }, log });
+      const report = await runDemo({ out: a.out, size, backend: a.backend, engine: a.engine, device: a.device, threads: a.threads, seed: a.seed, hooks: { ...hooks, log }, log });
       if (a.json) {
         process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       } else {

@@ -2,9 +2,10 @@
 import type { Argv, CommandModule } from 'yargs';
 import { DATASET_NAMES, type DatasetName } from '../../data/datasets.js';
 import { UserError } from '../../data/errors.js';
-import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../../train/backend.js';
+import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../../models/tfjs-backend.js';
+import { ENGINE_NAMES, TRAIN_DEVICES, type EngineName, type TrainDevice } from '../../train/engine.js';
 import { MODEL_NAMES, RECIPE_NAMES, type ModelName, type RecipeName, type TrainOptions } from '../../train/config.js';
-import { trainGen0 } from '../../train/gen0.js';
+import { trainGen0, type RunOptions } from '../../train/gen0.js';
 import { trainGen1 } from '../../train/gen1.js';
 import type { TrainResult } from '../../train/loop.js';
 import { consoleHooks } from '../../train/progress.js';
@@ -31,6 +32,8 @@ interface TrainArgs {
   generations?: number;
   seed?: number;
   out: string;
+  engine: EngineName;
+  device: TrainDevice;
   backend: BackendChoice;
   threads?: number;
   resume: boolean;
@@ -68,8 +71,10 @@ function commonOptions(y: Argv, generation: 0 | 1): Argv<TrainArgs> {
     .option('weight_decay', { alias: 'weight-decay', type: 'number', describe: 'SGD weight decay on all parameters (default 5e-4)' })
     .option('seed', { type: 'number', describe: 'Seed of initial weights, shuffling, augmentation and dropout masks (default 0)' })
     .option('out', { type: 'string', demandOption: true, describe: 'Output folder: gen<N>.safetensors checkpoints and log.jsonl' })
-    .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice, describe: 'TensorFlow.js backend' })
-    .option('threads', { type: 'number', describe: 'Threads of the WebAssembly backend (default: one per core, at most 8; 1 runs the single-threaded build)' })
+    .option('engine', { choices: ENGINE_NAMES, default: 'ort' as EngineName, describe: 'Training engine: ONNX Runtime graphs (ort) or TensorFlow.js (tfjs)' })
+    .option('device', { choices: TRAIN_DEVICES, default: 'auto' as TrainDevice, describe: 'ONNX Runtime engine: execution provider (auto = CUDA when its provider is installed, else CPU)' })
+    .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice, describe: 'TensorFlow.js backend (the tfjs engine; validation with either engine)' })
+    .option('threads', { type: 'number', describe: 'Threads of ONNX Runtime or of the WebAssembly backend (default: one per core; wasm at most 8)' })
     .option('resume', { type: 'boolean', default: false, describe: 'Continue the checkpoint in --out (same settings give the same result as an uninterrupted run)' })
     .option('val-every', { alias: 'val_every', type: 'number', describe: 'Nearest-centroid 5-way 1-shot validation on the val split every N epochs (0 = off)' })
     .option('val-episodes', { alias: 'val_episodes', type: 'number', describe: 'Episodes per validation (default 100)' })
@@ -77,7 +82,7 @@ function commonOptions(y: Argv, generation: 0 | 1): Argv<TrainArgs> {
     .option('json', { type: 'boolean', default: false, describe: 'Print the run\'s result (history, checkpoint path) as JSON on stdout' }) as unknown as Argv<TrainArgs>;
 }
 
-function toOptions(a: TrainArgs): TrainOptions & { resume: boolean } {
+function toOptions(a: TrainArgs): TrainOptions & RunOptions {
   return {
     recipe: a.recipe,
     dataset: a.dataset,
@@ -103,6 +108,9 @@ function toOptions(a: TrainArgs): TrainOptions & { resume: boolean } {
     valEpisodes: a['val-episodes'],
     maxStepsPerEpoch: a['max-steps-per-epoch'],
     resume: a.resume,
+    engine: a.engine,
+    device: a.device,
+    threads: a.threads,
   };
 }
 
@@ -127,7 +135,8 @@ async function run(generation: 0 | 1, a: TrainArgs): Promise<void> {
   };
   process.once('SIGINT', onInterrupt);
   try {
-    await selectBackend(a.backend, { threads: a.threads, log: hooks.log });
+    // The ORT engine uses TensorFlow.js only for validation and mask draws: its backend line would mislead.
+    await selectBackend(a.backend, { threads: a.threads, log: a.engine === 'tfjs' ? hooks.log : () => undefined });
     if (generation === 0) finish([await trainGen0(options, hooks)], a.json);
     else finish(await trainGen1(options, hooks), a.json);
   } finally {
@@ -155,7 +164,7 @@ const gen1Command: CommandModule<object, TrainArgs> = {
 
 export const trainCommand: CommandModule = {
   command: 'train',
-  describe: 'Train Gen-0 or distil Gen-1 (TensorFlow.js); writes checkpoints and log.jsonl',
+  describe: 'Train Gen-0 or distil Gen-1 (ONNX Runtime or TensorFlow.js); writes checkpoints and log.jsonl',
   builder: (y) => y.command(gen0Command as unknown as CommandModule).command(gen1Command as unknown as CommandModule).demandCommand(1, 'Name a generation: skd train gen0 | gen1'),
   handler: () => undefined,
 };

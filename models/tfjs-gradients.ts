@@ -6,6 +6,7 @@
  */
 import { register } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
+import { checkTfjsVersion } from './tfjs-version.js';
 
 let registered: Promise<void> | undefined;
 
@@ -21,6 +22,7 @@ function hasGradients(): boolean {
 export function registerGradients(): Promise<void> {
   registered ??= (async () => {
     if (hasGradients()) return;
+    checkTfjsVersion('@tensorflow/tfjs-core', 'it loads dist/register_all_gradients.js from the ESM sources');
     if (typeof register !== 'function') throw new Error(`training needs Node.js 20.6 or later (module.register), this is ${process.version}`);
     register('./tfjs-resolve-hook.js', import.meta.url);
     await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');

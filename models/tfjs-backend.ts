@@ -5,9 +5,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../data/errors.js';
-import { backendHasNativeConvGrad } from '../models/conv-grad.js';
-import { registerGradients } from './gradients.js';
-import { createThreadedWasmBackend, MAX_WASM_THREADS } from './wasm-threads.js';
+import { backendHasNativeConvGrad } from './conv-grad.js';
+import { registerGradients } from './tfjs-gradients.js';
+import { createThreadedWasmBackend, MAX_WASM_THREADS } from './tfjs-wasm-threads.js';
+import { checkTfjsVersion } from './tfjs-version.js';
+import { useCorrectWasmMaxPoolGrad } from './tfjs-wasm-maxpool-grad.js';
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -15,7 +17,7 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gp
 export interface SelectBackendOptions {
   /**
    * XNNPACK threads of the wasm backend. Default: all cores, at most 8. 1 runs the single-threaded SIMD
-   * binary; more run the threaded SIMD binary (train/wasm-threads.ts), or 1 thread if it cannot start.
+   * binary; more run the threaded SIMD binary (models/tfjs-wasm-threads.ts), or 1 thread if it cannot start.
    */
   threads?: number;
   /** Receives the one line saying which backend runs. Default: stderr. */
@@ -70,6 +72,7 @@ async function activateWasm(threads: number | undefined): Promise<{ description:
   const target = Math.min(wanted, MAX_WASM_THREADS);
   let note = threads !== undefined && wanted > target ? ` (${wanted} requested; the threaded binary runs at most ${MAX_WASM_THREADS})` : '';
   if (target > 1 && target !== registeredWasmThreads) {
+    checkTfjsVersion('@tensorflow/tfjs-backend-wasm', 'it starts the threaded SIMD binary from wasm-out/ itself');
     try {
       if (!(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))) throw new Error('this runtime has no WebAssembly SIMD');
       const backend = await createThreadedWasmBackend(wasm, target);
@@ -85,6 +88,7 @@ async function activateWasm(threads: number | undefined): Promise<{ description:
   if (!(await tf.setBackend('wasm'))) throw new UserError('The WebAssembly backend failed to initialise (@tensorflow/tfjs-backend-wasm). Try --backend cpu.');
   await tf.ready();
   useZeroCopyIdentity('wasm');
+  useCorrectWasmMaxPoolGrad();
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   const running = wasm.getThreadsCount();
   return { description: `WebAssembly${simd ? ' SIMD' : ''}, ${running} thread${running === 1 ? '' : 's'}${note}` };

@@ -1,0 +1,26 @@
+/** Builds the engine a run asked for (train/engine.ts): ONNX Runtime (default) or TensorFlow.js. */
+import { UserError } from '../data/errors.js';
+import { registerGradients } from '../models/tfjs-gradients.js';
+import { DEFAULT_ENGINE, ENGINE_NAMES, type EngineOptions, type EngineSetup, type TrainingEngine } from './engine.js';
+import { OrtEngine } from './ort/engine.js';
+import { TfjsEngine } from './tfjs-engine.js';
+
+export type { EngineSetup };
+
+const describedOnce = new Set<string>();
+
+export async function createEngine(setup: EngineSetup, options: EngineOptions = {}): Promise<TrainingEngine> {
+  const name = options.engine ?? DEFAULT_ENGINE;
+  if (!ENGINE_NAMES.includes(name)) throw new UserError(`unknown engine '${String(name)}': expected one of ${ENGINE_NAMES.join(', ')}`);
+  if (name === 'tfjs') {
+    await registerGradients();
+    return new TfjsEngine(setup);
+  }
+  const engine = await OrtEngine.create({ ...setup, device: options.device, threads: options.threads, log: options.log });
+  const line = `engine: ONNX Runtime (${engine.provider === 'cpu' ? 'CPU' : engine.provider === 'cuda' ? 'CUDA' : 'WebGPU'} execution provider)`;
+  if (!describedOnce.has(line)) {
+    describedOnce.add(line);
+    options.log?.(line);
+  }
+  return engine;
+}
