@@ -15,7 +15,7 @@ import { HEAD_KINDS, type HeadKind } from '../../infer/heads/index.js';
 import { DEFAULT_BATCH_SIZE, DEVICES, FeatureExtractor, type Device } from '../../infer/session.js';
 import { episodeOptions, type EpisodeArgs } from '../options/episodes.js';
 import { foreignGraphOptions, foreignGraphOverrides, type ForeignGraphArgs } from '../options/foreign-graph.js';
-import { lastValue, positiveInt } from '../options/parse.js';
+import { positiveInt } from '../options/parse.js';
 import { MODEL_NAMES_HELP, isModelName, modelFromName } from '../options/reference.js';
 
 interface EvalArgs extends EpisodeArgs, ForeignGraphArgs {
@@ -87,8 +87,7 @@ async function checkpointAsOnnx(model: string, dataset: DatasetName): Promise<Ui
   });
 }
 
-async function runEval(raw: EvalArgs): Promise<void> {
-  const args = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, lastValue(v)])) as unknown as EvalArgs;
+async function runEval(args: EvalArgs): Promise<void> {
   // Everything that can be checked from the flags alone, before loading anything.
   const model = modelFileOf(args);
   if (!isDatasetName(args.dataset)) throw new UserError(`unknown dataset "${args.dataset}" (expected one of ${DATASET_NAMES.join(', ')})`);

@@ -30,8 +30,3 @@ export function stringList(text: string | undefined): string[] | undefined {
   if (text === undefined) return undefined;
   return String(text).split(',').map((s) => s.trim()).filter((s) => s.length > 0);
 }
-
-/** A flag given twice arrives as an array: the last one wins, as on most command lines. */
-export function lastValue<T>(v: T | T[]): T {
-  return Array.isArray(v) ? v[v.length - 1]! : v;
-}

@@ -3,7 +3,7 @@
  * skd backbone each one trains as. Names the reference offers that skd does not implement are refused by name.
  */
 import { UserError } from '../../data/errors.js';
-import { MODEL_NAMES, type ModelName } from '../../train/config.js';
+import type { ModelName } from '../../train/config.js';
 
 /** Every name `--model` accepts: skd's own, then the reference's. */
 export const MODEL_NAME_MAP: Readonly<Record<string, ModelName>> = {
@@ -33,7 +33,7 @@ export const MODEL_NAMES_HELP = 'resnet12 (the reference\'s resnet12_ssl and res
 export function modelFromName(flag: string, name: string): ModelName {
   const model = MODEL_NAME_MAP[name];
   if (model) return model;
-  const supported = `skd builds ${MODEL_NAMES.join(' and ')}: ${MODEL_NAMES_HELP}`;
+  const supported = `skd builds ${MODEL_NAMES_HELP}`;
   if (UNSUPPORTED[name]) throw new UserError(`${flag} ${name}: ${UNSUPPORTED[name]} is not supported; ${supported}`);
   throw new UserError(`${flag} ${name}: unknown architecture; ${supported}`);
 }
