@@ -1,6 +1,6 @@
 /**
- * How big the demo is. `default` finishes in about 15 minutes on 2 CPU cores with the wasm backend,
- * `quick` in about 3; `tiny` exists for the end-to-end test. All hyperparameters of a size are here.
+ * How big the demo is: `default` and `quick` (their measured times are in bin/commands/demo.ts and README);
+ * `tiny` exists for the end-to-end test. All hyperparameters of a size are here.
  */
 import { FEW_SHOT_PROTOCOL } from '../data/protocol.js';
 import type { ModelName } from '../train/config.js';
