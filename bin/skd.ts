@@ -11,7 +11,7 @@ import { serveCommand } from './commands/serve.js';
 import { webCommand } from './commands/web.js';
 import { demoCommand } from './commands/demo.js';
 import { reportFailure } from './report-failure.js';
-import { UserError } from '../data/errors.js';
+import { lastFlagWins } from './options/last-flag-wins.js';
 
 // A reader that goes away (`skd inspect model.onnx | head -3`) ends the command quietly, as other Unix tools do.
 for (const stream of [process.stdout, process.stderr]) {
@@ -21,25 +21,10 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-/**
- * A flag given twice is refused: yargs would make a list of the values, or, for a number whose second value is 1,
- * add 1 to the first (`--epochs 65 --epochs 1` trained 66 epochs).
- */
-function refuseRepeatedFlags(args: string[]): void {
-  const seen = new Set<string>();
-  for (const arg of args) {
-    if (arg === '--') break;
-    if (!arg.startsWith('--') || arg === '--help') continue;
-    const name = arg.slice(2).split('=')[0]!.replace(/-/g, '_');
-    if (seen.has(name)) throw new UserError(`--${arg.slice(2).split('=')[0]} is given more than once; give it once`);
-    seen.add(name);
-  }
-}
-
 try {
-  refuseRepeatedFlags(hideBin(process.argv));
   await yargs(hideBin(process.argv))
     .scriptName('skd')
+    .middleware(lastFlagWins(hideBin(process.argv)), true)
     .usage('$0 <command> [options]\n\nFew-shot image classification with SKD: train, distil, export ONNX, evaluate, serve.')
     .command(demoCommand)
     .command(dataCommand)

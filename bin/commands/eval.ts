@@ -12,13 +12,14 @@ import { UserError } from '../../data/errors.js';
 import { FEW_SHOT_PROTOCOL } from '../../data/protocol.js';
 import { checkEvalOptions, evaluateFewShot, type EvalReport } from '../../infer/evaluate.js';
 import { HEAD_KINDS, type HeadKind } from '../../infer/heads/index.js';
-import { DEFAULT_BATCH_SIZE, DEVICES, FeatureExtractor, type Device } from '../../infer/session.js';
+import { DEFAULT_BATCH_SIZE, FeatureExtractor } from '../../infer/session.js';
 import { episodeOptions, type EpisodeArgs } from '../options/episodes.js';
 import { foreignGraphOptions, foreignGraphOverrides, type ForeignGraphArgs } from '../options/foreign-graph.js';
 import { positiveInt } from '../options/parse.js';
 import { MODEL_NAMES_HELP, isModelName, modelFromName } from '../options/reference.js';
+import { runtimeOf, runtimeOptions, type RuntimeArgs } from '../options/runtime.js';
 
-interface EvalArgs extends EpisodeArgs, ForeignGraphArgs {
+interface EvalArgs extends EpisodeArgs, ForeignGraphArgs, RuntimeArgs {
   model?: string;
   model_path?: string;
   dataset: string;
@@ -29,15 +30,13 @@ interface EvalArgs extends EpisodeArgs, ForeignGraphArgs {
   head: string;
   json: boolean;
   out?: string;
-  device: string;
-  threads?: number;
   'batch-size': number;
 }
 
 export const evalCommand: CommandModule<object, EvalArgs> = {
   command: 'eval',
   describe: 'Few-shot evaluation of an ONNX model: seeded episodes, augmented support, head per episode, mean ± 95% CI',
-  builder: (y: Argv) => foreignGraphOptions(episodeOptions(y
+  builder: (y: Argv) => foreignGraphOptions(runtimeOptions(episodeOptions(y
     .option('model', { type: 'string', describe: `ONNX feature extractor (skd export, or a foreign graph described by the flags below), or a checkpoint (skd's .safetensors, a PyTorch .pth), exported in memory; with --model_path, the architecture: ${MODEL_NAMES_HELP}` })
     .option('model_path', { type: 'string', describe: 'The reference\'s name for the model file; --model then names its architecture, checked against the file\'s metadata' })
     .option('dataset', { type: 'string', demandOption: true, describe: `dataset: ${DATASET_NAMES.join(', ')}` })
@@ -48,9 +47,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     .option('head', { type: 'string', default: 'logreg', describe: `head fitted per episode: ${HEAD_KINDS.join(', ')}` })
     .option('json', { type: 'boolean', default: false, describe: 'print the JSON report on stdout (the one-line result goes to stderr)' })
     .option('out', { type: 'string', describe: 'write the JSON report to this file' })
-    .option('device', { type: 'string', default: 'auto', describe: `execution provider: ${DEVICES.join(', ')} (auto: CUDA if installed, else CPU)` })
-    .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: one per core)' })
-    .option('batch-size', { type: 'number', default: DEFAULT_BATCH_SIZE, alias: 'batch_size', describe: 'images per onnxruntime run (small batches stay in cache on CPU)' })) as unknown as Argv<EvalArgs>,
+    .option('batch-size', { type: 'number', default: DEFAULT_BATCH_SIZE, alias: 'batch_size', describe: 'images per onnxruntime run (small batches stay in cache on CPU)' }))) as unknown as Argv<EvalArgs>,
   handler: async (args) => {
     await runEval(args);
   },
@@ -94,7 +91,6 @@ async function runEval(args: EvalArgs): Promise<void> {
   const dataset = args.dataset;
   if (!(HEAD_KINDS as readonly string[]).includes(args.head)) throw new UserError(`unknown head "${args.head}" (expected one of ${HEAD_KINDS.join(', ')})`);
   const head = args.head as HeadKind;
-  if (!(DEVICES as readonly string[]).includes(args.device)) throw new UserError(`unknown device "${args.device}" (expected one of ${DEVICES.join(', ')})`);
   const nWays = positiveInt('n_ways', args.n_ways);
   const nShots = positiveInt('n_shots', args.n_shots);
   const nQueries = positiveInt('n_queries', args.n_queries);
@@ -102,12 +98,12 @@ async function runEval(args: EvalArgs): Promise<void> {
   const nAug = positiveInt('n_aug_support_samples', args.n_aug_support_samples, 0);
   const seed = positiveInt('seed', args.seed, 0);
   const batchSize = positiveInt('batch-size', args['batch-size']);
-  if (args.threads !== undefined) positiveInt('threads', args.threads, 0);
+  const runtime = runtimeOf(args);
   const overrides = foreignGraphOverrides(args);
 
   const modelBytes = await checkpointAsOnnx(model.path, dataset);
   const extractor = await FeatureExtractor.open(model.path, {
-    modelBytes, device: args.device as Device, threads: args.threads, output: args.output, overrides,
+    modelBytes, ...runtime, output: args.output, overrides,
     defaults: { ...datasetNormalization(dataset), normalizationInGraph: false },
   });
   try {

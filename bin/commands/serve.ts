@@ -11,19 +11,18 @@ import { packageVersion } from '../../export/version.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../../infer/server/context.js';
 import { parseCorsOrigins } from '../../infer/server/http-conventions.js';
 import { startServer } from '../../infer/server/server.js';
-import { DEVICES, FeatureExtractor, type Device } from '../../infer/session.js';
+import { FeatureExtractor } from '../../infer/session.js';
 import { portableMetadata } from '../../proto/portable-config.js';
 import { foreignGraphOptions, foreignGraphOverrides, type ForeignGraphArgs } from '../options/foreign-graph.js';
+import { runtimeOf, runtimeOptions, type RuntimeArgs } from '../options/runtime.js';
 import { WEB_DIST } from './web.js';
 
-interface ServeArgs extends ForeignGraphArgs {
+interface ServeArgs extends ForeignGraphArgs, RuntimeArgs {
   model: string;
   port: number;
   host: string;
   store: string;
   web?: string;
-  device: Device;
-  threads?: number;
   'body-limit-mb': number;
   'max-images': number;
   'max-pixels': number;
@@ -64,14 +63,12 @@ function limitsFrom(args: ServeArgs): ServerLimits {
 export const serveCommand: CommandModule<object, ServeArgs> = {
   command: 'serve',
   describe: 'HTTP service: embeddings, one-call few-shot classification, saved classifiers, metrics',
-  builder: (y: Argv) => foreignGraphOptions(y
+  builder: (y: Argv) => foreignGraphOptions(runtimeOptions(y
     .option('model', { type: 'string', demandOption: true, describe: 'ONNX backbone (from skd export, or a foreign graph described by the flags below)' })
     .option('port', { type: 'number', default: 8080, describe: 'TCP port (0 picks a free one)' })
     .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind; 0.0.0.0 exposes the service to the network' })
     .option('store', { type: 'string', default: './skd-store', describe: 'directory of saved classifiers (one JSON file each, written atomically)' })
-    .option('web', { type: 'string', describe: 'folder of the browser demo served at / (default: web/dist of this package, when built)' })
-    .option('device', { choices: DEVICES, default: 'auto' as Device, describe: 'execution provider' })
-    .option('threads', { type: 'number', describe: 'ONNX Runtime intra-op threads (default: one per core)' }))
+    .option('web', { type: 'string', describe: 'folder of the browser demo served at / (default: web/dist of this package, when built)' })))
     .option('body-limit-mb', { type: 'number', default: DEFAULT_LIMITS.bodyLimitBytes / 1024 / 1024, describe: 'largest request body (MiB)' })
     .option('max-images', { type: 'number', default: DEFAULT_LIMITS.maxImages, describe: 'most images per request (support + queries, before augmentation)' })
     .option('max-pixels', { type: 'number', default: DEFAULT_LIMITS.maxPixels, describe: 'most pixels (height x width) of one input image' })
@@ -92,7 +89,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     }
     if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new UserError(`--port must be an integer 0-65535, got ${args.port}`);
     if (args.web !== undefined && !existsSync(args.web)) throw new UserError(`--web ${args.web}: no such folder`);
-    const extractor = await FeatureExtractor.open(args.model, { device: args.device, threads: args.threads, output: args.output, overrides: foreignGraphOverrides(args) });
+    const extractor = await FeatureExtractor.open(args.model, { ...runtimeOf(args), output: args.output, overrides: foreignGraphOverrides(args) });
     let server;
     try {
       server = await startServer({
