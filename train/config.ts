@@ -53,7 +53,7 @@ export interface TrainConfig {
   valWays: number;
   valShots: number;
   valQueries: number;
-  /** Augmented copies of each support image in validation (the reference's n_aug_support_samples); unset: the unaugmented image. */
+  /** Augmented copies of each support image in validation (the reference's n_aug_support_samples); unset: one. */
   valAugSupportSamples?: number;
   /** Labels of the run (the reference's --tags, which only fed its experiment tracker): recorded, nothing else. */
   tags?: string[];

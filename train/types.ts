@@ -6,7 +6,7 @@ export interface ValidationRecord {
   shots: number;
   queries: number;
   episodes: number;
-  /** Augmented copies of each support image; absent: the unaugmented image. */
+  /** Augmented copies of each support image asked for (0 and 1 both mean one). */
   augSupportSamples?: number;
   /** Mean per-episode accuracy in percent. */
   accuracy: number;

@@ -27,6 +27,6 @@ export function episodeOptions<T>(y: Argv<T>, use: 'eval' | 'validation'): Argv<
       type: 'number', alias: 'n-aug-support-samples', ...dflt(p.nAugSupportSamples),
       describe: forEval
         ? 'augmented copies of each support image (0 and 1 both mean one, as the reference)'
-        : 'validation: augmented copies of each support image (0 and 1 both mean one; default: the unaugmented image)',
+        : 'validation: augmented copies of each support image (0 and 1 both mean one; default 1)',
     }) as unknown as Argv<T & EpisodeArgs>;
 }
