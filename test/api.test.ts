@@ -30,7 +30,7 @@ test('open a model, extract features, fit and predict a head, evaluate episodes'
       // Two images of each of the first two classes as support, a third of each as the query.
       const pick = [0, 1, 20, 21];
       const pixels = new Uint8Array(pick.length * perImage);
-      pick.forEach((img, i) => pixels.set(set.images.subarray(img * perImage, (img + 1) * perImage), i * perImage));
+      pick.forEach((img, i) => pixels.set(set.images.image(img), i * perImage));
       const features = await skd.extractFeatures(model, pixels, pick.length);
       for (let i = 0; i < pick.length; i++) {
         const norm = Math.hypot(...features.subarray(i * 8, (i + 1) * 8));
