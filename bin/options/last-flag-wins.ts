@@ -6,7 +6,7 @@
 import type { Arguments } from 'yargs';
 
 /** What yargs' getOptions() returns (not in @types/yargs), for the command being parsed. */
-interface ParserOptions { alias: Record<string, string[]>; boolean: string[]; number: string[]; string: string[] }
+interface ParserOptions { alias: Record<string, string[]>; array: string[]; boolean: string[]; number: string[]; string: string[] }
 
 function camelCase(name: string): string {
   return name.replace(/[-_]+([a-z0-9])/gi, (_, c: string) => c.toUpperCase());
@@ -23,7 +23,8 @@ export function lastFlagWins(raw: string[]): (argv: Arguments, ...rest: unknown[
       for (const s of spellings) names.set(s, spellings);
     }
     for (const key of [...options.string, ...options.number]) if (!names.has(key)) names.set(key, [key]);
-    const booleans = new Set<string>(options.boolean);
+    // Booleans take no value; array options (--cors ORIGIN, given once per origin) collect their values.
+    const booleans = new Set<string>([...options.boolean, ...options.array]);
     const numbers = new Set<string>(options.number);
     const seen = new Map<string[], { count: number; value: string }>();
     for (let i = 0; i < raw.length; i++) {
