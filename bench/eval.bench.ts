@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CIFAR_NORMALIZATION } from '../data/datasets.js';
+import { FEW_SHOT_PROTOCOL } from '../data/protocol.js';
 import { Rng } from '../data/rng.js';
 import type { ImageSet } from '../data/types.js';
 import { exportOnnx } from '../export/onnx.js';
@@ -20,8 +21,8 @@ import { ImageStore } from '../data/pixels.js';
 
 export const describe =
   'skd eval protocol on a generated CIFAR-FS-sized test split (20 classes x 600 at 32x32, random pixels) with a ' +
-  'full-width ResNet-12 (random weights) in onnxruntime-node (CPU, default threads): wall time of 600 episodes ' +
-  '5-way 1-shot and 5-shot, 15 queries, 5 support augmentations, logreg head; images encoded and images/s; ' +
+  `full-width ResNet-12 (random weights) in onnxruntime-node (CPU, default threads): wall time of ${FEW_SHOT_PROTOCOL.nTestRuns} episodes ` +
+  `${FEW_SHOT_PROTOCOL.nWays}-way 1-shot and 5-shot, ${FEW_SHOT_PROTOCOL.nQueries} queries, ${FEW_SHOT_PROTOCOL.nAugSupportSamples} support augmentations, logreg head; images encoded and images/s; ` +
   'reference_reencode_images = what re-encoding every episode (as the reference does) would encode; peak RSS';
 
 function generatedSplit(): ImageSet {
@@ -39,7 +40,8 @@ function generatedSplit(): ImageSet {
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const episodes = Number(process.env.SKD_BENCH_EVAL_EPISODES ?? 600);
+  const { nWays, nQueries, nAugSupportSamples } = FEW_SHOT_PROTOCOL;
+  const episodes = Number(process.env.SKD_BENCH_EVAL_EPISODES ?? FEW_SHOT_PROTOCOL.nTestRuns);
   const dir = mkdtempSync(join(tmpdir(), 'skd-bench-eval-'));
   let peakRss = process.memoryUsage().rss;
   const sample = () => { peakRss = Math.max(peakRss, process.memoryUsage().rss); };
@@ -56,10 +58,10 @@ export async function run(): Promise<Record<string, unknown>> {
     try {
       const shots = (process.env.SKD_BENCH_EVAL_SHOTS ?? '1,5').split(',').map(Number);
       for (const nShots of shots) {
-        process.stderr.write(`  5-way ${nShots}-shot, ${episodes} episodes ...\n`);
+        process.stderr.write(`  ${nWays}-way ${nShots}-shot, ${episodes} episodes ...\n`);
         const started = performance.now();
         const report = await evaluateFewShot({
-          extractor, set, nWays: 5, nShots, nQueries: 15, nTestRuns: episodes, nAugSupportSamples: 5, seed: 0, head: 'logreg',
+          extractor, set, nWays, nShots, nQueries, nTestRuns: episodes, nAugSupportSamples, seed: FEW_SHOT_PROTOCOL.seed, head: 'logreg',
           padding: 4, normalization: extractor.inputNormalization(),
           onEpisode: (i) => { sample(); if ((i + 1) % 100 === 0) process.stderr.write(`    episode ${i + 1}: ${((performance.now() - started) / 1000).toFixed(0)} s\n`); },
         });
@@ -72,7 +74,7 @@ export async function run(): Promise<Record<string, unknown>> {
           ci95_percent: +report.ci95Percent.toFixed(2),
           query_images_encoded: report.queryImagesEncoded,
           support_images_encoded: report.supportImagesEncoded,
-          reference_reencode_images: episodes * 5 * (nShots * 5 + 15),
+          reference_reencode_images: episodes * nWays * (nShots * nAugSupportSamples + nQueries),
           images_per_s: +(encoded / ((t.queryFeaturesMs + t.supportFeaturesMs) / 1000)).toFixed(1),
           query_features_s: +(t.queryFeaturesMs / 1000).toFixed(1),
           support_augment_s: +(t.supportAugmentMs / 1000).toFixed(1),

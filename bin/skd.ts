@@ -11,10 +11,20 @@ import { serveCommand } from './commands/serve.js';
 import { webCommand } from './commands/web.js';
 import { demoCommand } from './commands/demo.js';
 import { reportFailure } from './report-failure.js';
+import { lastFlagWins } from './options/last-flag-wins.js';
+
+// A reader that goes away (`skd inspect model.onnx | head -3`) ends the command quietly, as other Unix tools do.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    reportFailure(err);
+  });
+}
 
 try {
   await yargs(hideBin(process.argv))
     .scriptName('skd')
+    .middleware(lastFlagWins(hideBin(process.argv)), true)
     .usage('$0 <command> [options]\n\nFew-shot image classification with SKD: train, distil, export ONNX, evaluate, serve.')
     .command(demoCommand)
     .command(dataCommand)

@@ -46,10 +46,13 @@ export function listClassFolders(dir: string): { name: string; files: string[] }
   });
 }
 
-/** Decodes one image file to size x size RGB bytes (cover fit, centre crop). */
-export async function decodeImageFile(file: string, size: number): Promise<Uint8Array> {
+/** Decodes one image file to size x size RGB bytes (cover fit, centre crop); `stored` is its [height, width] before resizing. */
+export async function decodeImageFile(file: string, size: number): Promise<{ pixels: Uint8Array; stored: [number, number] }> {
   try {
-    const { data, info } = await sharp(file)
+    const image = sharp(file);
+    const meta = await image.metadata();
+    const upright = meta.autoOrient ?? meta;
+    const { data, info } = await image
       .rotate() // honour EXIF orientation
       .removeAlpha()
       .toColourspace('srgb')
@@ -57,7 +60,7 @@ export async function decodeImageFile(file: string, size: number): Promise<Uint8
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3 || data.length !== size * size * 3) throw new Error(`decoded to ${info.channels} channels`);
-    return data;
+    return { pixels: data, stored: [upright.height ?? size, upright.width ?? size] };
   } catch (err) {
     throw new UserError(`${file}: cannot decode as an image (${(err as Error).message.split('\n')[0]}); expected a JPEG, PNG or WebP file`);
   }
@@ -75,9 +78,13 @@ export async function loadImageFolder(root: string, split: string, size: number,
   });
   const imageBytes = size * size * 3;
   const images = new Uint8Array(files.length * imageBytes);
+  const min: [number, number] = [Infinity, Infinity];
+  const max: [number, number] = [0, 0];
   // A few decodes in flight at once; sharp runs them on its own thread pool.
   await forEachConcurrent(files.length, 8, async (i) => {
-    images.set(await decodeImageFile(files[i]!, size), i * imageBytes);
+    const { pixels, stored } = await decodeImageFile(files[i]!, size);
+    images.set(pixels, i * imageBytes);
+    for (const d of [0, 1] as const) { min[d] = Math.min(min[d], stored[d]); max[d] = Math.max(max[d], stored[d]); }
   });
   return {
     name,
@@ -90,5 +97,6 @@ export async function loadImageFolder(root: string, split: string, size: number,
     labels: Int32Array.from(labelList),
     classNames: classes.map((c) => c.name),
     originalIds: classes.map((c) => c.name),
+    storedSize: { min, max },
   };
 }

@@ -8,6 +8,8 @@ export interface ImageSetSummary {
   classes: number;
   /** [height, width, channels]. */
   imageShape: [number, number, number];
+  /** Image folders: the files' [height, width] range before resizing to imageShape. */
+  storedImageSize?: { min: [number, number]; max: [number, number] };
   imagesPerClass: { min: number; max: number; mean: number };
   /** Per-channel mean and standard deviation of pixel values scaled to [0, 1]. */
   pixelMean: number[];
@@ -47,6 +49,7 @@ export function summarizeImageSet(set: ImageSet): ImageSetSummary {
     images: set.count,
     classes: k,
     imageShape: [set.height, set.width, set.channels],
+    ...(set.storedSize ? { storedImageSize: set.storedSize } : {}),
     imagesPerClass: {
       min: k ? Math.min(...counts) : 0,
       max: k ? Math.max(...counts) : 0,
@@ -56,6 +59,16 @@ export function summarizeImageSet(set: ImageSet): ImageSetSummary {
     pixelStd: std,
     classList: counts.map((images, label) => ({ label, name: set.classNames[label], originalId: set.originalIds[label], images })),
   };
+}
+
+/** " (resized from 32x32 as stored)" for image folders; "" when the set keeps its stored size. */
+function storedText(s: ImageSetSummary): string {
+  const st = s.storedImageSize;
+  if (!st) return '';
+  const [h, w] = s.imageShape;
+  const same = st.min[0] === st.max[0] && st.min[1] === st.max[1];
+  if (same && st.min[0] === h && st.min[1] === w) return ' (as stored)';
+  return same ? ` (resized from ${st.min[0]}x${st.min[1]} as stored)` : ` (resized from stored sizes ${st.min[0]}x${st.min[1]} to ${st.max[0]}x${st.max[1]})`;
 }
 
 /** A few readable lines describing a summary. */
@@ -68,7 +81,7 @@ export function formatSummary(s: ImageSetSummary, source?: string): string {
     `  images:           ${s.images}`,
     `  classes:          ${s.classes}: ${shown}`,
     `  images per class: min ${s.imagesPerClass.min}, max ${s.imagesPerClass.max}, mean ${s.imagesPerClass.mean.toFixed(1)}`,
-    `  image size:       ${s.imageShape[0]}x${s.imageShape[1]}x${s.imageShape[2]}`,
+    `  image size:       ${s.imageShape[0]}x${s.imageShape[1]}x${s.imageShape[2]}${storedText(s)}`,
     `  pixel mean (0-1): ${f(s.pixelMean)}`,
     `  pixel std (0-1):  ${f(s.pixelStd)}`,
   ].join('\n');

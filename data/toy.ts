@@ -186,10 +186,16 @@ function clampByte(v: number): number {
   return v <= 0 ? 0 : x > 255 ? 255 : x;
 }
 
+/**
+ * Images per class unless told otherwise, everywhere the toy set is made (training, evaluation, `skd data make-toy`):
+ * small enough that a CPU epoch takes seconds, enough for 5-way 5-shot episodes with 15 queries.
+ */
+export const TOY_IMAGES_PER_CLASS = 60;
+
 /** Generates one split of the toy dataset. */
 export function generateToy(opts: ToyOptions): ImageSet {
   const seed = opts.seed ?? 0;
-  const perClass = opts.imagesPerClass ?? 600;
+  const perClass = opts.imagesPerClass ?? TOY_IMAGES_PER_CLASS;
   const size = opts.imageSize ?? 32;
   const range = TOY_SPLITS[opts.split];
   if (!range) throw new UserError(`toy dataset has no split "${opts.split}" (expected ${Object.keys(TOY_SPLITS).join(', ')})`);

@@ -19,6 +19,8 @@ export interface ImageSet {
   classNames: string[];
   /** The id each remapped class had in the source file (for example the sparse CIFAR-100 id). */
   originalIds: (number | string)[];
+  /** Image folders: the smallest and largest [height, width] of the files before they were resized to height x width. */
+  storedSize?: { min: [number, number]; max: [number, number] };
 }
 
 /** A float batch at a module boundary: NHWC unless a shape says otherwise. */

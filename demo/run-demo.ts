@@ -7,6 +7,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../data/atomic-write.js';
 import { loadDataset, datasetNormalization, datasetPadding } from '../data/datasets.js';
+import { FEW_SHOT_PROTOCOL } from '../data/protocol.js';
 import { exportCheckpoint } from '../export/from-checkpoint.js';
 import { exportOnnx } from '../export/onnx.js';
 import { packageVersion } from '../export/version.js';
@@ -102,11 +103,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     try {
       for (const nShots of size.shots) {
         const r = await evaluateFewShot({
-          extractor, set: test, nWays: 5, nShots, nQueries: 15, nTestRuns: size.episodes, nAugSupportSamples: size.augSupport,
-          seed, head: 'logreg', padding: datasetPadding('toy'), normalization,
+          extractor, set: test, nWays: FEW_SHOT_PROTOCOL.nWays, nShots, nQueries: FEW_SHOT_PROTOCOL.nQueries, nTestRuns: size.episodes,
+          nAugSupportSamples: size.augSupport, seed, head: 'logreg', padding: datasetPadding('toy'), normalization,
         });
-        evaluation.push({ model, nWays: 5, nShots, episodes: size.episodes, mean: r.meanPercent, halfWidth: r.ci95Percent, seconds: r.timings.totalMs / 1000 });
-        log(`  ${model.padEnd(9)} 5-way ${nShots}-shot: ${r.meanPercent.toFixed(2)} ± ${r.ci95Percent.toFixed(2)} %`);
+        evaluation.push({ model, nWays: FEW_SHOT_PROTOCOL.nWays, nShots, episodes: size.episodes, mean: r.meanPercent, halfWidth: r.ci95Percent, seconds: r.timings.totalMs / 1000 });
+        log(`  ${model.padEnd(9)} ${FEW_SHOT_PROTOCOL.nWays}-way ${nShots}-shot: ${r.meanPercent.toFixed(2)} ± ${r.ci95Percent.toFixed(2)} %`);
       }
     } finally {
       await extractor.close();

@@ -38,6 +38,11 @@ test('skd data make-toy writes image folders that inspect reads back; refuses a 
     const s = JSON.parse(inspected.stdout).splits[0];
     assert.equal(s.classes, 20);
     assert.equal(s.images, 40);
+    assert.deepEqual(s.storedImageSize, { min: [32, 32], max: [32, 32] });
+    // Folders are resized to 84 unless told otherwise: both sizes are reported.
+    const resized = await runSkd(['data', 'inspect', out, '--split', 'test']);
+    assert.equal(resized.code, 0, resized.stderr);
+    assert.match(resized.stdout, /image size: +84x84x3 \(resized from 32x32 as stored\)/);
     const again = await runSkd(['data', 'make-toy', '--out', out]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /already exists and is not empty/);
@@ -72,4 +77,14 @@ test('skd data --help lists inspect and make-toy', async () => {
   assert.equal(r.code, 0);
   assert.match(r.stdout, /skd data inspect <path>/);
   assert.match(r.stdout, /skd data make-toy/);
+});
+
+test('make-toy writes as many images per class as the toy set that training and evaluation generate', async () => {
+  const { resolveConfig } = await import('../train/config.js');
+  const { generateToy, TOY_IMAGES_PER_CLASS } = await import('../data/toy.js');
+  const help = await runSkd(['data', 'make-toy', '--help']);
+  assert.match(help.stdout, new RegExp(`--images-per-class [^]*?\\[default: ${TOY_IMAGES_PER_CLASS}\\]`));
+  assert.equal(resolveConfig(0, { dataset: 'toy', out: 'unused' }).config.imagesPerClass, TOY_IMAGES_PER_CLASS);
+  const test = generateToy({ split: 'test' });
+  assert.equal(test.count / test.classNames.length, TOY_IMAGES_PER_CLASS);
 });

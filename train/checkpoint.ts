@@ -3,8 +3,8 @@
  * names, SGD momentum buffers under `optimizer.momentum.<name>`, everything else as JSON strings in
  * `__metadata__`. No TensorFlow.js import: the exporter and the evaluator read checkpoints without it.
  */
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../data/atomic-write.js';
 import { UserError } from '../data/errors.js';
 import type { RngState } from '../data/rng.js';
 import { specParameters, type ModelSpec, type NamedWeights } from '../models/spec.js';
@@ -48,7 +48,7 @@ export interface Checkpoint {
   history: EpochRecord[];
 }
 
-/** Writes a checkpoint atomically: a temporary file in the same folder, then rename. */
+/** Writes a checkpoint atomically and durably (data/atomic-write.ts: temporary file, fsync, rename, fsync of the folder). */
 export async function writeCheckpoint(path: string, ckpt: Checkpoint): Promise<void> {
   const tensors = new Map<string, F32Tensor>();
   for (const [name, t] of ckpt.weights) tensors.set(name, t);
@@ -70,15 +70,7 @@ export async function writeCheckpoint(path: string, ckpt: Checkpoint): Promise<v
     const { kind, momentumFactor, weightDecay, learningRate } = ckpt.optimizer;
     metadata.optimizer = JSON.stringify({ kind, momentum: momentumFactor, weight_decay: weightDecay, lr: learningRate });
   }
-  const buf = encodeSafetensors(tensors, metadata);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    await writeFile(tmp, buf);
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
+  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
 function parseJsonField<T>(path: string, metadata: Record<string, string>, key: string): T {

@@ -4,6 +4,8 @@
  */
 import { UserError } from '../data/errors.js';
 import { paddingForSize, datasetImageSize, type DatasetName } from '../data/datasets.js';
+import { FEW_SHOT_PROTOCOL } from '../data/protocol.js';
+import { TOY_IMAGES_PER_CLASS } from '../data/toy.js';
 import { conv4Spec, resnet12Spec, type ModelSpec } from '../models/spec.js';
 
 export const RECIPE_NAMES = ['CIFAR-FS', 'FC100', 'miniImageNet', 'tieredImageNet', 'toy'] as const;
@@ -45,9 +47,16 @@ export interface TrainConfig {
   padding: number;
   flip: boolean;
   jitter: number;
-  /** Few-shot validation every N epochs (0 = never) with this many 5-way 1-shot episodes. */
+  /** Few-shot validation every N epochs (0 = never) with this many episodes of valWays-way valShots-shot. */
   valEvery: number;
   valEpisodes: number;
+  valWays: number;
+  valShots: number;
+  valQueries: number;
+  /** Augmented copies of each support image in validation (the reference's n_aug_support_samples); unset: one. */
+  valAugSupportSamples?: number;
+  /** Labels of the run (the reference's --tags, which only fed its experiment tracker): recorded, nothing else. */
+  tags?: string[];
   /** Stop each epoch after this many steps (quick runs); undefined = the whole epoch. */
   maxStepsPerEpoch?: number;
   /** Output folder: checkpoints and log.jsonl. */
@@ -91,7 +100,7 @@ export function resolveConfig(generation: 0 | 1, opts: TrainOptions): { config: 
     dataset,
     dataRoot: opts.dataRoot,
     imageSize,
-    imagesPerClass: dataset === 'toy' ? (opts.imagesPerClass ?? 60) : undefined,
+    imagesPerClass: dataset === 'toy' ? (opts.imagesPerClass ?? TOY_IMAGES_PER_CLASS) : undefined,
     toySeed: dataset === 'toy' ? (opts.toySeed ?? 0) : undefined,
     model,
     widths,
@@ -111,6 +120,11 @@ export function resolveConfig(generation: 0 | 1, opts: TrainOptions): { config: 
     jitter: opts.jitter ?? 0.4,
     valEvery: opts.valEvery ?? 0,
     valEpisodes: opts.valEpisodes ?? 100,
+    valWays: opts.valWays ?? FEW_SHOT_PROTOCOL.nWays,
+    valShots: opts.valShots ?? FEW_SHOT_PROTOCOL.nShots,
+    valQueries: opts.valQueries ?? FEW_SHOT_PROTOCOL.nQueries,
+    ...(opts.valAugSupportSamples !== undefined ? { valAugSupportSamples: opts.valAugSupportSamples } : {}),
+    ...(opts.tags !== undefined ? { tags: opts.tags } : {}),
     maxStepsPerEpoch: opts.maxStepsPerEpoch,
     out: opts.out,
   };
@@ -138,6 +152,10 @@ export function validateConfig(c: TrainConfig): void {
   checkInt('--generations', c.generations, 1);
   checkInt('--val-every', c.valEvery, 0);
   checkInt('--val-episodes', c.valEpisodes, 1);
+  checkInt('--n_ways', c.valWays, 2);
+  checkInt('--n_shots', c.valShots, 1);
+  checkInt('--n_queries', c.valQueries, 1);
+  if (c.valAugSupportSamples !== undefined) checkInt('--n_aug_support_samples', c.valAugSupportSamples, 0);
   if (c.maxStepsPerEpoch !== undefined) checkInt('--max-steps-per-epoch', c.maxStepsPerEpoch, 1);
   if (c.imagesPerClass !== undefined) checkInt('--images-per-class', c.imagesPerClass, 1);
   if (c.toySeed !== undefined) checkInt('--toy-seed', c.toySeed, 0);

@@ -6,6 +6,7 @@
  */
 import { augmentBatch } from '../data/augment.js';
 import { UserError } from '../data/errors.js';
+import { FEW_SHOT_PROTOCOL } from '../data/protocol.js';
 import type { Rng } from '../data/rng.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import type { NamedWeights } from '../models/spec.js';
@@ -50,12 +51,14 @@ export interface EpochLoopArgs {
   hooks: TrainHooks;
 }
 
-/** Few-shot validation with the loop's settings (5-way 1-shot, episode i seeded with i; docs/method.md). */
+/** Few-shot validation with the run's settings (default 5-way 1-shot, episode i seeded with i; docs/method.md). */
 export async function validate(args: Pick<EpochLoopArgs, 'engine' | 'val' | 'config' | 'normalization'>): Promise<ValidationRecord | undefined> {
   const val = args.val;
   if (!val) return undefined;
+  const c = args.config;
   return args.engine.withEvalModel((model) => fewShotValidate(model, val, {
-    ways: 5, shots: 1, queries: 15, episodes: args.config.valEpisodes, seed: 0, normalization: args.normalization,
+    ways: c.valWays, shots: c.valShots, queries: c.valQueries, episodes: c.valEpisodes, seed: FEW_SHOT_PROTOCOL.seed,
+    normalization: args.normalization, augSupportSamples: c.valAugSupportSamples,
   }));
 }
 

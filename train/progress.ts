@@ -2,10 +2,12 @@
  * What a training run shows and records: a progress bar per epoch on a TTY (one line per epoch otherwise),
  * both on stderr, and log.jsonl with one JSON record per epoch.
  */
-import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { ModelView } from './engine.js';
+import { writeFailure, writeFileAtomic } from '../data/atomic-write.js';
+import { UserError } from '../data/errors.js';
 import type { EpochRecord } from './types.js';
 
 export interface StepInfo {
@@ -48,28 +50,53 @@ export function epochLine(r: EpochRecord, epochs: number): string {
   return `gen${r.generation} epoch ${r.epoch}/${epochs} lr ${r.lr.toPrecision(3)} | loss ${fmt(r.loss)} (${partsText(r.parts)}) acc ${r.acc.toFixed(1)}%${rot} | ${r.imagesPerSecond.toFixed(1)} img/s ${r.seconds.toFixed(1)} s${val}`;
 }
 
+/** One line on the progress of an epoch, for output that is not a terminal. */
+export function stepLine(s: StepInfo): string {
+  return `gen${s.generation} epoch ${s.epoch}/${s.epochs} step ${s.step}/${s.steps} | loss ${fmt(s.loss)} (${partsText(s.parts)}) acc ${s.acc.toFixed(1)}% | ${s.imagesPerSecond.toFixed(1)} img/s`;
+}
+
+/** Without a terminal, a step line at most this often (and at least this often while steps finish). */
+export const STEP_LINE_INTERVAL_MS = 10_000;
+
+export interface ConsoleHooksOptions {
+  tty?: boolean;
+  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Milliseconds between step lines when not on a terminal (default STEP_LINE_INTERVAL_MS). */
+  intervalMs?: number;
+  /** The clock, in milliseconds (default performance.now). */
+  now?: () => number;
+}
+
 /**
- * Hooks for a terminal: a cli-progress bar per epoch when stderr is a TTY, else one line per epoch.
- * Everything goes to stderr so that stdout stays free for machine-readable output.
+ * Hooks for a terminal: a cli-progress bar per epoch when stderr is a TTY; otherwise a line per epoch and, within
+ * an epoch, a step line every ~10 s, so that a log file shows the run is alive. Everything goes to stderr so that
+ * stdout stays free for machine-readable output.
  */
-export function consoleHooks(opts: { tty?: boolean; stream?: NodeJS.WriteStream } = {}): TrainHooks & { close(): void } {
+export function consoleHooks(opts: ConsoleHooksOptions = {}): TrainHooks & { close(): void } {
   const stream = opts.stream ?? process.stderr;
   const tty = opts.tty ?? Boolean(stream.isTTY);
+  const intervalMs = opts.intervalMs ?? STEP_LINE_INTERVAL_MS;
+  const now = opts.now ?? (() => performance.now());
+  let lastLine = now();
   let bar: cliProgress.SingleBar | undefined;
   let epochs = 0;
   const clear = (): void => { bar?.stop(); bar = undefined; };
+  const write = (line: string): void => { stream.write(line + '\n'); lastLine = now(); };
   return {
-    log: (line) => { clear(); stream.write(line + '\n'); },
+    log: (line) => { clear(); write(line); },
     onStep: (s) => {
       epochs = s.epochs;
-      if (!tty) return;
+      if (!tty) {
+        if (s.step < s.steps && now() - lastLine >= intervalMs) write(stepLine(s));
+        return;
+      }
       const payload = { head: `gen${s.generation} epoch ${s.epoch}/${s.epochs}`, stats: `loss ${fmt(s.loss)} ${partsText(s.parts)} acc ${s.acc.toFixed(1)}% ${s.imagesPerSecond.toFixed(1)} img/s` };
       if (!bar) {
         bar = new cliProgress.SingleBar({ stream, format: '{head} [{bar}] {value}/{total} | {stats}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic);
         bar.start(s.steps, s.step, payload);
       } else bar.update(s.step, payload);
     },
-    onEpoch: (r) => { clear(); stream.write(epochLine(r, epochs || r.epoch) + '\n'); },
+    onEpoch: (r) => { clear(); write(epochLine(r, epochs || r.epoch)); },
     close: clear,
   };
 }
@@ -87,7 +114,12 @@ export function logRecord(r: EpochRecord): Record<string, unknown> {
 export const LOG_FILE = 'log.jsonl';
 
 export async function appendLog(outDir: string, r: EpochRecord): Promise<void> {
-  await appendFile(join(outDir, LOG_FILE), JSON.stringify(logRecord(r)) + '\n');
+  const path = join(outDir, LOG_FILE);
+  try {
+    await appendFile(path, JSON.stringify(logRecord(r)) + '\n');
+  } catch (err) {
+    throw new UserError(`cannot write ${path}: ${writeFailure(err)}`);
+  }
 }
 
 /**
@@ -110,7 +142,5 @@ export async function rewriteLogForResume(outDir: string, generation: number, hi
     kept = [];
   }
   const lines = [...kept, ...history.map((r) => JSON.stringify(logRecord(r)))];
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, lines.map((l) => l + '\n').join(''));
-  await rename(tmp, path);
+  writeFileAtomic(path, lines.map((l) => l + '\n').join(''));
 }

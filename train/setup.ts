@@ -2,6 +2,7 @@
 import { readdirSync, unlinkSync } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isAtomicTempName } from '../data/atomic-write.js';
 import { datasetNormalization, loadDataset } from '../data/datasets.js';
 import { UserError } from '../data/errors.js';
 import { Rng } from '../data/rng.js';
@@ -43,7 +44,9 @@ export async function fileExists(path: string): Promise<boolean> {
   }
 }
 
-const TEMP_FILE = /^(\.gen\d+\.safetensors\.\d+\.\d+|log\.jsonl\.\d+)\.tmp$/;
+/** Temporary names of checkpoint and log writes (data/atomic-write.ts; the second form is an older one). */
+const TEMP_FILE = (name: string): boolean =>
+  isAtomicTempName(name, /^(gen\d+\.safetensors|log\.jsonl)$/) || /^(\.gen\d+\.safetensors\.\d+\.\d+|log\.jsonl\.\d+)\.tmp$/.test(name);
 
 /** Removes temporary files that an interrupted checkpoint or log write left in the output folder. */
 export function removeTempFiles(out: string): void {
@@ -54,7 +57,7 @@ export function removeTempFiles(out: string): void {
     return;
   }
   for (const name of names) {
-    if (!TEMP_FILE.test(name)) continue;
+    if (!TEMP_FILE(name)) continue;
     try {
       unlinkSync(join(out, name));
     } catch {

@@ -6,6 +6,8 @@ export interface ValidationRecord {
   shots: number;
   queries: number;
   episodes: number;
+  /** Augmented copies of each support image asked for (0 and 1 both mean one). */
+  augSupportSamples?: number;
   /** Mean per-episode accuracy in percent. */
   accuracy: number;
   /** 95% half-width in percent (t quantile, n - 1); NaN for a single episode. */

@@ -27,6 +27,8 @@ export interface ValidationOptions {
   normalization: Normalization;
   /** Images per forward call. */
   batchSize?: number;
+  /** Augmented copies of each support image (the reference's n_aug_support_samples; 0 and 1 both mean one). Default 1. */
+  augSupportSamples?: number;
 }
 
 /**
@@ -68,8 +70,8 @@ function validationEvalOptions(model: TfModel, set: ImageSet, opts: ValidationOp
   return {
     extractor: modelFeatureSource(model, set.height),
     set, nWays: opts.ways, nShots: opts.shots, nQueries: queriesFor(set, opts), nTestRuns: opts.episodes,
-    // One augmented copy of each support image (0 and 1 both mean one, as in the reference).
-    nAugSupportSamples: 1, seed: opts.seed, head: 'proto', padding: paddingForSize(set.height),
+    // One augmented copy of each support image unless asked (0 and 1 both mean one, as in the reference).
+    nAugSupportSamples: opts.augSupportSamples ?? 1, seed: opts.seed, head: 'proto', padding: paddingForSize(set.height),
     normalization: opts.normalization, batchSize: opts.batchSize ?? DEFAULT_BATCH,
   };
 }
@@ -78,5 +80,8 @@ function validationEvalOptions(model: TfModel, set: ImageSet, opts: ValidationOp
 export async function fewShotValidate(model: TfModel, set: ImageSet, opts: ValidationOptions): Promise<ValidationRecord> {
   const options = validationEvalOptions(model, set, opts);
   const report = await evaluateFewShot(options);
-  return { ways: opts.ways, shots: opts.shots, queries: options.nQueries, episodes: report.accuracies.length, accuracy: report.meanPercent, ci95: report.ci95Percent };
+  return {
+    ways: opts.ways, shots: opts.shots, queries: options.nQueries, episodes: report.accuracies.length,
+    augSupportSamples: options.nAugSupportSamples, accuracy: report.meanPercent, ci95: report.ci95Percent,
+  };
 }

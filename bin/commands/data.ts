@@ -5,14 +5,11 @@ import { discoverSplits } from '../../data/discover.js';
 import { UserError } from '../../data/errors.js';
 import { formatSummary, summarizeImageSet } from '../../data/stats.js';
 import { writeToyFolders } from '../../data/toy-export.js';
+import { TOY_IMAGES_PER_CLASS } from '../../data/toy.js';
+import { positiveInt } from '../options/parse.js';
 
 interface InspectArgs { path: string; dataset?: DatasetName; split?: string; 'image-size'?: number; json: boolean }
 interface MakeToyArgs { out: string; seed: number; 'images-per-class': number; 'image-size': number }
-
-function positiveInteger(name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 1) throw new UserError(`--${name} must be a positive integer, got ${v}`);
-  return v;
-}
 
 const inspectCommand: CommandModule<object, InspectArgs> = {
   command: 'inspect <path>',
@@ -27,7 +24,7 @@ const inspectCommand: CommandModule<object, InspectArgs> = {
       .example('$0 data inspect datasets/CIFAR-FS', 'every split of the CIFAR-FS pickles')
       .example('$0 data inspect my-images --dataset folder --json', '<split>/<class>/*.jpg folders, as JSON') as unknown as Argv<InspectArgs>,
   handler: async (args) => {
-    if (args['image-size'] !== undefined) positiveInteger('image-size', args['image-size']);
+    if (args['image-size'] !== undefined) positiveInt('image-size', args['image-size']);
     const loaded = await discoverSplits(args.path, { dataset: args.dataset, split: args.split, imageSize: args['image-size'] });
     const summaries = loaded.map(({ source, set }) => ({ source, ...summarizeImageSet(set) }));
     if (args.json) {
@@ -45,12 +42,12 @@ const makeToyCommand: CommandModule<object, MakeToyArgs> = {
     y
       .option('out', { type: 'string', demandOption: true, describe: 'folder to create (must not exist or be empty)' })
       .option('seed', { type: 'number', default: 0, describe: 'generator seed (same seed, same images)' })
-      .option('images-per-class', { type: 'number', default: 600, describe: 'images in each of the 100 classes' })
+      .option('images-per-class', { type: 'number', default: TOY_IMAGES_PER_CLASS, describe: 'images in each of the 100 classes (the toy set that training and evaluation generate has as many)' })
       .option('image-size', { type: 'number', default: 32, describe: 'side of the square images' })
       .example('$0 data make-toy --out toy-data --images-per-class 50', 'a small copy to look at') as unknown as Argv<MakeToyArgs>,
   handler: async (args) => {
-    positiveInteger('images-per-class', args['images-per-class']);
-    positiveInteger('image-size', args['image-size']);
+    positiveInt('images-per-class', args['images-per-class']);
+    positiveInt('image-size', args['image-size']);
     if (!Number.isInteger(args.seed) || args.seed < 0) throw new UserError(`--seed must be a non-negative integer, got ${args.seed}`);
     const tty = process.stderr.isTTY;
     let lastSplit = '';

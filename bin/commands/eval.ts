@@ -3,84 +3,71 @@
  * infer/evaluate.ts). Prints a one-line result; --json prints the JSON report on stdout, --out writes it to a file.
  * Progress goes to stderr: a bar with the running mean ± CI on a terminal, a line per tenth of the episodes otherwise.
  */
+import { existsSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
 import { DATASET_NAMES, datasetNormalization, datasetPadding, isDatasetName, loadDataset, paddingForSize, type DatasetName } from '../../data/datasets.js';
 import { writeFileAtomic } from '../../data/atomic-write.js';
 import { UserError } from '../../data/errors.js';
+import { FEW_SHOT_PROTOCOL } from '../../data/protocol.js';
 import { checkEvalOptions, evaluateFewShot, type EvalReport } from '../../infer/evaluate.js';
 import { HEAD_KINDS, type HeadKind } from '../../infer/heads/index.js';
-import { DEFAULT_BATCH_SIZE, DEVICES, FeatureExtractor, type Device, type Preprocessing } from '../../infer/session.js';
+import { DEFAULT_BATCH_SIZE, FeatureExtractor } from '../../infer/session.js';
+import { episodeOptions, type EpisodeArgs } from '../options/episodes.js';
+import { foreignGraphOptions, foreignGraphOverrides, type ForeignGraphArgs } from '../options/foreign-graph.js';
+import { positiveInt } from '../options/parse.js';
+import { MODEL_NAMES_HELP, isModelName, modelFromName } from '../options/reference.js';
+import { runtimeOf, runtimeOptions, type RuntimeArgs } from '../options/runtime.js';
 
-interface EvalArgs {
-  model: string;
+interface EvalArgs extends EpisodeArgs, ForeignGraphArgs, RuntimeArgs {
+  model?: string;
+  model_path?: string;
   dataset: string;
   'data-root'?: string;
   split: string;
-  n_ways: number;
-  n_shots: number;
-  n_queries: number;
   n_test_runs: number;
-  n_aug_support_samples: number;
   seed: number;
   head: string;
   json: boolean;
   out?: string;
-  device: string;
-  threads?: number;
-  layout?: string;
-  mean?: string;
-  std?: string;
-  size?: number;
-  output?: string;
   'batch-size': number;
 }
 
 export const evalCommand: CommandModule<object, EvalArgs> = {
   command: 'eval',
   describe: 'Few-shot evaluation of an ONNX model: seeded episodes, augmented support, head per episode, mean ± 95% CI',
-  builder: (y: Argv) => y
-    .option('model', { type: 'string', demandOption: true, describe: 'ONNX feature extractor (skd export, or a foreign graph described by the flags below), or a checkpoint (skd\'s .safetensors, a PyTorch .pth), exported in memory' })
+  builder: (y: Argv) => foreignGraphOptions(runtimeOptions(episodeOptions(y
+    .option('model', { type: 'string', describe: `ONNX feature extractor (skd export, or a foreign graph described by the flags below), or a checkpoint (skd's .safetensors, a PyTorch .pth), exported in memory; with --model_path, the architecture: ${MODEL_NAMES_HELP}` })
+    .option('model_path', { type: 'string', describe: 'The reference\'s name for the model file; --model then names its architecture, checked against the file\'s metadata' })
     .option('dataset', { type: 'string', demandOption: true, describe: `dataset: ${DATASET_NAMES.join(', ')}` })
     .option('data-root', { type: 'string', alias: 'data_root', describe: 'folder holding the dataset files' })
-    .option('split', { type: 'string', default: 'test', describe: 'split to draw episodes from (test or val)' })
-    .option('n_ways', { type: 'number', default: 5, alias: 'n-ways', describe: 'classes per episode (N)' })
-    .option('n_shots', { type: 'number', default: 1, alias: 'n-shots', describe: 'support images per class (K)' })
-    .option('n_queries', { type: 'number', default: 15, alias: 'n-queries', describe: 'query images per class' })
-    .option('n_test_runs', { type: 'number', default: 600, alias: 'n-test-runs', describe: 'episodes' })
-    .option('n_aug_support_samples', { type: 'number', default: 5, alias: 'n-aug-support-samples', describe: 'augmented copies of each support image (0 and 1 both mean one, as the reference)' })
-    .option('seed', { type: 'number', default: 0, describe: 'episode i is drawn with seed + i' })
+    .option('split', { type: 'string', default: 'test', describe: 'split to draw episodes from (test or val)' }), 'eval')
+    .option('n_test_runs', { type: 'number', default: FEW_SHOT_PROTOCOL.nTestRuns, alias: 'n-test-runs', describe: 'episodes' })
+    .option('seed', { type: 'number', default: FEW_SHOT_PROTOCOL.seed, describe: 'episode i is drawn with seed + i' })
     .option('head', { type: 'string', default: 'logreg', describe: `head fitted per episode: ${HEAD_KINDS.join(', ')}` })
     .option('json', { type: 'boolean', default: false, describe: 'print the JSON report on stdout (the one-line result goes to stderr)' })
     .option('out', { type: 'string', describe: 'write the JSON report to this file' })
-    .option('device', { type: 'string', default: 'auto', describe: `execution provider: ${DEVICES.join(', ')} (auto: CUDA if installed, else CPU)` })
-    .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: one per core)' })
-    .option('batch-size', { type: 'number', default: DEFAULT_BATCH_SIZE, alias: 'batch_size', describe: 'images per onnxruntime run (small batches stay in cache on CPU)' })
-    .option('layout', { type: 'string', describe: 'input layout of a graph without skd metadata: nchw or nhwc' })
-    .option('mean', { type: 'string', describe: 'input normalisation mean, 3 numbers on the 0-1 scale ("0.5,0.49,0.44"); default: the model\'s metadata, else the dataset\'s' })
-    .option('std', { type: 'string', describe: 'input normalisation std, 3 numbers on the 0-1 scale' })
-    .option('size', { type: 'number', describe: 'input image size of a graph without skd metadata' })
-    .option('output', { type: 'string', describe: 'name of the feature output (default: features)' }) as unknown as Argv<EvalArgs>,
+    .option('batch-size', { type: 'number', default: DEFAULT_BATCH_SIZE, alias: 'batch_size', describe: 'images per onnxruntime run (small batches stay in cache on CPU)' }))) as unknown as Argv<EvalArgs>,
   handler: async (args) => {
     await runEval(args);
   },
 };
 
-function positiveInt(name: string, v: number | undefined, min = 1): number {
-  if (v === undefined || !Number.isInteger(v) || v < min) throw new UserError(`--${name} must be an integer >= ${min}, got ${String(v)}`);
-  return v;
-}
-
-function parseTriple(flag: string, s: string | undefined): [number, number, number] | undefined {
-  if (s === undefined) return undefined;
-  const parts = s.replace(/^\s*\[|\]\s*$/g, '').split(/[\s,]+/).filter((p) => p.length > 0).map(Number);
-  if (parts.length !== 3 || parts.some((v) => !Number.isFinite(v))) throw new UserError(`--${flag} expects 3 numbers such as "0.5,0.5,0.5", got "${s}"`);
-  return parts as [number, number, number];
-}
-
-/** A flag given twice arrives as an array: the last one wins, as on most command lines. */
-function last<T>(v: T | T[]): T {
-  return Array.isArray(v) ? v[v.length - 1]! : v;
+/**
+ * The file to evaluate and the architecture it must hold: `--model FILE`, or the reference's
+ * `--model ARCH --model_path FILE`.
+ */
+function modelFileOf(args: EvalArgs): { path: string; arch?: string } {
+  if (args.model_path !== undefined) {
+    if (args.model === undefined) return { path: args.model_path };
+    return { path: args.model_path, arch: modelFromName('--model', args.model) };
+  }
+  if (args.model === undefined) throw new UserError('name the model to evaluate: --model model.onnx (or the reference\'s --model ARCH --model_path FILE)');
+  if (isModelName(args.model) && !existsSync(args.model)) {
+    modelFromName('--model', args.model); // unsupported names get their own line
+    throw new UserError(`--model ${args.model} names an architecture; give the file to evaluate with --model_path (or pass the file as --model)`);
+  }
+  return { path: args.model };
 }
 
 /** A checkpoint given as --model (by extension) exported to ONNX in memory; undefined for an ONNX file. */
@@ -97,15 +84,13 @@ async function checkpointAsOnnx(model: string, dataset: DatasetName): Promise<Ui
   });
 }
 
-async function runEval(raw: EvalArgs): Promise<void> {
-  const args = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, last(v)])) as unknown as EvalArgs;
+async function runEval(args: EvalArgs): Promise<void> {
   // Everything that can be checked from the flags alone, before loading anything.
+  const model = modelFileOf(args);
   if (!isDatasetName(args.dataset)) throw new UserError(`unknown dataset "${args.dataset}" (expected one of ${DATASET_NAMES.join(', ')})`);
   const dataset = args.dataset;
   if (!(HEAD_KINDS as readonly string[]).includes(args.head)) throw new UserError(`unknown head "${args.head}" (expected one of ${HEAD_KINDS.join(', ')})`);
   const head = args.head as HeadKind;
-  if (!(DEVICES as readonly string[]).includes(args.device)) throw new UserError(`unknown device "${args.device}" (expected one of ${DEVICES.join(', ')})`);
-  if (args.layout !== undefined && args.layout !== 'nchw' && args.layout !== 'nhwc') throw new UserError(`--layout must be nchw or nhwc, got "${args.layout}"`);
   const nWays = positiveInt('n_ways', args.n_ways);
   const nShots = positiveInt('n_shots', args.n_shots);
   const nQueries = positiveInt('n_queries', args.n_queries);
@@ -113,23 +98,19 @@ async function runEval(raw: EvalArgs): Promise<void> {
   const nAug = positiveInt('n_aug_support_samples', args.n_aug_support_samples, 0);
   const seed = positiveInt('seed', args.seed, 0);
   const batchSize = positiveInt('batch-size', args['batch-size']);
-  if (args.threads !== undefined) positiveInt('threads', args.threads, 0);
-  if (args.size !== undefined) positiveInt('size', args.size);
-  const mean = parseTriple('mean', args.mean);
-  const std = parseTriple('std', args.std);
-  if (std?.some((v) => !(v > 0))) throw new UserError(`--std values must be positive, got "${args.std}"`);
+  const runtime = runtimeOf(args);
+  const overrides = foreignGraphOverrides(args);
 
-  const overrides: Partial<Preprocessing> = {};
-  if (args.layout) overrides.layout = args.layout as 'nchw' | 'nhwc';
-  if (args.size !== undefined) overrides.size = args.size;
-  if (mean) overrides.mean = mean;
-  if (std) overrides.std = std;
-  const modelBytes = await checkpointAsOnnx(args.model, dataset);
-  const extractor = await FeatureExtractor.open(args.model, {
-    modelBytes, device: args.device as Device, threads: args.threads, output: args.output, overrides,
+  const modelBytes = await checkpointAsOnnx(model.path, dataset);
+  const extractor = await FeatureExtractor.open(model.path, {
+    modelBytes, ...runtime, output: args.output, overrides,
     defaults: { ...datasetNormalization(dataset), normalizationInGraph: false },
   });
   try {
+    const stored = extractor.metadata['skd.arch'];
+    if (model.arch !== undefined && stored !== undefined && stored !== model.arch) {
+      throw new UserError(`--model ${args.model} is ${model.arch}, but ${model.path} holds a ${stored} backbone`);
+    }
     const size = extractor.preprocessing.size;
     const set = await loadDataset({ dataset, dataRoot: args['data-root'], split: args.split, imageSize: dataset === 'folder' ? size : undefined });
     const padding = dataset === 'folder' ? paddingForSize(set.height) : datasetPadding(dataset);
@@ -149,7 +130,7 @@ async function runEval(raw: EvalArgs): Promise<void> {
     const full = {
       command: 'skd eval',
       model: {
-        path: args.model, provider: extractor.provider, featureDim: extractor.featureDim,
+        path: model.path, provider: extractor.provider, featureDim: extractor.featureDim,
         preprocessing: extractor.preprocessing, metadata: extractor.metadata,
       },
       ...report,

@@ -12,23 +12,18 @@ import { DEFAULT_LIMITS, type ServerLimits } from '../../infer/server/context.js
 import { parseCorsOrigins } from '../../infer/server/http-conventions.js';
 import { startServer } from '../../infer/server/server.js';
 import { RemoteBackbone } from '../../infer/remote-backbone.js';
-import { DEVICES, FeatureExtractor, type Device, type Preprocessing } from '../../infer/session.js';
+import { FeatureExtractor } from '../../infer/session.js';
 import { portableMetadata } from '../../proto/portable-config.js';
+import { foreignGraphOptions, foreignGraphOverrides, type ForeignGraphArgs } from '../options/foreign-graph.js';
+import { runtimeOf, runtimeOptions, type RuntimeArgs } from '../options/runtime.js';
 import { WEB_DIST } from './web.js';
 
-interface ServeArgs {
+interface ServeArgs extends ForeignGraphArgs, RuntimeArgs {
   model: string;
   port: number;
   host: string;
   store: string;
   web?: string;
-  device: Device;
-  threads?: number;
-  layout?: string;
-  size?: number;
-  mean?: string;
-  std?: string;
-  output?: string;
   'body-limit-mb': number;
   'max-images': number;
   'max-pixels': number;
@@ -43,27 +38,6 @@ interface ServeArgs {
   'backbone-timeout-ms': number;
   'backbone-retries': number;
   'model-name'?: string;
-}
-
-function parseTriple(text: string, flag: string): [number, number, number] {
-  const parts = text.split(',').map((s) => Number(s.trim()));
-  if (parts.length !== 3 || parts.some((v) => !Number.isFinite(v))) throw new UserError(`${flag} expects three comma-separated numbers (0-1 scale), got '${text}'`);
-  return parts as [number, number, number];
-}
-
-function overridesFrom(args: ServeArgs): Partial<Preprocessing> {
-  const o: Partial<Preprocessing> = {};
-  if (args.layout !== undefined) {
-    if (args.layout !== 'nchw' && args.layout !== 'nhwc') throw new UserError(`--layout must be nchw or nhwc, got '${args.layout}'`);
-    o.layout = args.layout;
-  }
-  if (args.size !== undefined) {
-    if (!Number.isInteger(args.size) || args.size < 1) throw new UserError(`--size must be a positive integer, got ${args.size}`);
-    o.size = args.size;
-  }
-  if (args.mean !== undefined) o.mean = parseTriple(args.mean, '--mean');
-  if (args.std !== undefined) o.std = parseTriple(args.std, '--std');
-  return o;
 }
 
 function limitsFrom(args: ServeArgs): ServerLimits {
@@ -94,19 +68,12 @@ function limitsFrom(args: ServeArgs): ServerLimits {
 export const serveCommand: CommandModule<object, ServeArgs> = {
   command: 'serve',
   describe: 'HTTP service: embeddings, one-call few-shot classification, saved classifiers, metrics',
-  builder: (y: Argv) => y
+  builder: (y: Argv) => foreignGraphOptions(runtimeOptions(y
     .option('model', { type: 'string', demandOption: true, describe: 'ONNX backbone (from skd export, or a foreign graph described by the flags below)' })
     .option('port', { type: 'number', default: 8080, describe: 'TCP port (0 picks a free one)' })
     .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind; 0.0.0.0 exposes the service to the network' })
     .option('store', { type: 'string', default: './skd-store', describe: 'saved classifiers: a directory (one JSON file each, written atomically) or a postgres:// URL shared by replicas' })
-    .option('web', { type: 'string', describe: 'folder of the browser demo served at / (default: web/dist of this package, when built)' })
-    .option('device', { choices: DEVICES, default: 'auto' as Device, describe: 'execution provider' })
-    .option('threads', { type: 'number', describe: 'ONNX Runtime intra-op threads (default: one per core)' })
-    .option('layout', { type: 'string', describe: 'foreign graph: input layout nchw or nhwc' })
-    .option('size', { type: 'number', describe: 'foreign graph: input height = width' })
-    .option('mean', { type: 'string', describe: 'foreign graph: per-channel mean, 0-1 scale, "r,g,b"' })
-    .option('std', { type: 'string', describe: 'foreign graph: per-channel std, 0-1 scale, "r,g,b"' })
-    .option('output', { type: 'string', describe: 'name of the feature output (default: features, or the only output)' })
+    .option('web', { type: 'string', describe: 'folder of the browser demo served at / (default: web/dist of this package, when built)' })))
     .option('body-limit-mb', { type: 'number', default: DEFAULT_LIMITS.bodyLimitBytes / 1024 / 1024, describe: 'largest request body (MiB)' })
     .option('max-images', { type: 'number', default: DEFAULT_LIMITS.maxImages, describe: 'most images per request (support + queries, before augmentation)' })
     .option('max-pixels', { type: 'number', default: DEFAULT_LIMITS.maxPixels, describe: 'most pixels (height x width) of one input image' })
@@ -132,7 +99,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new UserError(`--port must be an integer 0-65535, got ${args.port}`);
     if (args.web !== undefined && !existsSync(args.web)) throw new UserError(`--web ${args.web}: no such folder`);
     if (args['model-name'] !== undefined && !/^[A-Za-z0-9_.-]{1,128}$/.test(args['model-name'])) throw new UserError(`--model-name must be 1-128 letters, digits, '_', '.' or '-', got '${args['model-name']}'`);
-    const openOptions = { device: args.device, threads: args.threads, output: args.output, overrides: overridesFrom(args) };
+    const openOptions = { ...runtimeOf(args), output: args.output, overrides: foreignGraphOverrides(args) };
     const extractor = args['backbone-url'] !== undefined
       ? await RemoteBackbone.open(args.model, args['backbone-url'], openOptions, { timeoutMs: args['backbone-timeout-ms'], retries: args['backbone-retries'], maxBatch: limits.maxBatch })
       : await FeatureExtractor.open(args.model, openOptions);

@@ -4,18 +4,24 @@ import { DATASET_NAMES, type DatasetName } from '../../data/datasets.js';
 import { UserError } from '../../data/errors.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../../models/tfjs-backend.js';
 import { ENGINE_NAMES, TRAIN_DEVICES, type EngineName, type TrainDevice } from '../../train/engine.js';
-import { MODEL_NAMES, RECIPE_NAMES, type ModelName, type RecipeName, type TrainOptions } from '../../train/config.js';
+import { RECIPE_NAMES, type RecipeName, type TrainOptions } from '../../train/config.js';
 import { trainGen0, type RunOptions } from '../../train/gen0.js';
 import { trainGen1 } from '../../train/gen1.js';
 import type { TrainResult } from '../../train/loop.js';
 import { consoleHooks } from '../../train/progress.js';
 import { removeTempFiles } from '../../train/setup.js';
+import { episodeOptions, type EpisodeArgs } from '../options/episodes.js';
+import { numberList, stringList } from '../options/parse.js';
+import { MODEL_NAMES_HELP, modelFromName } from '../options/reference.js';
 
-interface TrainArgs {
+interface TrainArgs extends Partial<EpisodeArgs> {
   recipe?: RecipeName;
   dataset?: DatasetName;
   'data-root'?: string;
-  model?: ModelName;
+  model?: string;
+  model_s?: string;
+  model_t?: string;
+  tags?: string;
   widths?: string;
   'image-size'?: number;
   'images-per-class'?: number;
@@ -43,21 +49,12 @@ interface TrainArgs {
   json: boolean;
 }
 
-function numberList(flag: string, text: string | undefined): number[] | undefined {
-  if (text === undefined) return undefined;
-  const trimmed = String(text).trim();
-  if (trimmed === '') return [];
-  const values = trimmed.split(',').map((s) => Number(s.trim()));
-  if (values.some((v) => !Number.isFinite(v))) throw new UserError(`${flag} expects a comma-separated list of numbers, got "${text}"`);
-  return values;
-}
-
 function commonOptions(y: Argv, generation: 0 | 1): Argv<TrainArgs> {
-  return y
+  const withCommon = y
     .option('recipe', { choices: RECIPE_NAMES, describe: 'Per-dataset epochs, lr decay, gamma and lr of the reference (also picks the dataset)' })
     .option('dataset', { choices: DATASET_NAMES, describe: 'Training data (default: the recipe\'s, else CIFAR-FS)' })
     .option('data-root', { alias: 'data_root', type: 'string', describe: 'Folder holding the dataset files' })
-    .option('model', { choices: MODEL_NAMES, describe: generation === 0 ? 'Backbone (default resnet12)' : 'Backbone; must match the teacher (default: the teacher\'s)' })
+    .option('model', { type: 'string', describe: `Backbone: ${MODEL_NAMES_HELP}; ${generation === 0 ? 'default resnet12' : 'must match the teacher (default: the teacher\'s)'}` })
     .option('widths', { type: 'string', describe: 'Comma list: 4 widths for resnet12 (default 64,160,320,640), 1 for conv4 (64)' })
     .option('image-size', { alias: 'image_size', type: 'number', describe: 'Image side (default: the dataset\'s; toy and folder sets are generated/resized to it)' })
     .option('images-per-class', { alias: 'images_per_class', type: 'number', describe: 'Toy dataset: images per class (default 60)' })
@@ -70,7 +67,8 @@ function commonOptions(y: Argv, generation: 0 | 1): Argv<TrainArgs> {
     .option('momentum', { type: 'number', describe: 'SGD momentum (default 0.9)' })
     .option('weight_decay', { alias: 'weight-decay', type: 'number', describe: 'SGD weight decay on all parameters (default 5e-4)' })
     .option('seed', { type: 'number', describe: 'Seed of initial weights, shuffling, augmentation and dropout masks (default 0)' })
-    .option('out', { type: 'string', demandOption: true, describe: 'Output folder: gen<N>.safetensors checkpoints and log.jsonl' })
+    .option('out', { alias: 'model_path', type: 'string', demandOption: true, describe: 'Output folder: gen<N>.safetensors checkpoints and log.jsonl (--model_path: the reference\'s name; skd writes into it directly, without a run subfolder)' })
+    .option('tags', { type: 'string', describe: 'Comma list of labels for the run, recorded in the checkpoint\'s config (the reference sent them to its experiment tracker)' })
     .option('engine', { choices: ENGINE_NAMES, default: 'ort' as EngineName, describe: 'Training engine: ONNX Runtime graphs (ort) or TensorFlow.js (tfjs)' })
     .option('device', { choices: TRAIN_DEVICES, default: 'auto' as TrainDevice, describe: 'ONNX Runtime engine: execution provider (auto = CUDA when its provider is installed, else CPU)' })
     .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice, describe: 'TensorFlow.js backend (the tfjs engine; validation with either engine)' })
@@ -79,7 +77,18 @@ function commonOptions(y: Argv, generation: 0 | 1): Argv<TrainArgs> {
     .option('val-every', { alias: 'val_every', type: 'number', describe: 'Nearest-centroid 5-way 1-shot validation on the val split every N epochs (0 = off)' })
     .option('val-episodes', { alias: 'val_episodes', type: 'number', describe: 'Episodes per validation (default 100)' })
     .option('max-steps-per-epoch', { alias: 'max_steps_per_epoch', type: 'number', describe: 'Cap steps per epoch (quick runs)' })
-    .option('json', { type: 'boolean', default: false, describe: 'Print the run\'s result (history, checkpoint path) as JSON on stdout' }) as unknown as Argv<TrainArgs>;
+    .option('json', { type: 'boolean', default: false, describe: 'Print the run\'s result (history, checkpoint path) as JSON on stdout' });
+  return episodeOptions(withCommon, 'validation') as unknown as Argv<TrainArgs>;
+}
+
+/** --model, and Gen-1's --model_s (student) and --model_t (teacher): one architecture, since the student starts as its teacher. */
+function modelOf(a: TrainArgs): TrainOptions['model'] {
+  const given = (['model', 'model_s', 'model_t'] as const).filter((flag) => a[flag] !== undefined);
+  const models = given.map((flag) => modelFromName(`--${flag}`, String(a[flag])));
+  if (models.some((m) => m !== models[0])) {
+    throw new UserError(`${given.map((flag, i) => `--${flag} ${String(a[flag])} (${models[i]})`).join(', ')}: skd's student starts as a copy of its teacher, so they must name one architecture`);
+  }
+  return models[0];
 }
 
 function toOptions(a: TrainArgs): TrainOptions & RunOptions {
@@ -87,13 +96,14 @@ function toOptions(a: TrainArgs): TrainOptions & RunOptions {
     recipe: a.recipe,
     dataset: a.dataset,
     dataRoot: a['data-root'],
-    model: a.model,
-    widths: numberList('--widths', a.widths),
+    model: modelOf(a),
+    tags: stringList(a.tags),
+    widths: numberList('widths', a.widths),
     imageSize: a['image-size'],
     imagesPerClass: a['images-per-class'],
     toySeed: a['toy-seed'],
     epochs: a.epochs,
-    lrDecayEpochs: numberList('--lr_decay_epochs', a.lr_decay_epochs),
+    lrDecayEpochs: numberList('lr_decay_epochs', a.lr_decay_epochs),
     learningRate: a.learning_rate,
     batchSize: a.batch_size,
     gamma: a.gamma,
@@ -107,6 +117,10 @@ function toOptions(a: TrainArgs): TrainOptions & RunOptions {
     valEvery: a['val-every'],
     valEpisodes: a['val-episodes'],
     maxStepsPerEpoch: a['max-steps-per-epoch'],
+    valWays: a.n_ways,
+    valShots: a.n_shots,
+    valQueries: a.n_queries,
+    valAugSupportSamples: a.n_aug_support_samples,
     resume: a.resume,
     engine: a.engine,
     device: a.device,
@@ -158,7 +172,9 @@ const gen1Command: CommandModule<object, TrainArgs> = {
   builder: (y) => commonOptions(y, 1)
     .option('path_t', { alias: ['path-t', 'teacher'], type: 'string', demandOption: true, describe: 'Teacher: a gen0 (or earlier gen1) checkpoint, a PyTorch .pth of the reference code, or an ONNX graph with logits' })
     .option('kd_T', { alias: ['kd-t', 'kd-T'], type: 'number', describe: 'Distillation temperature (default 2)' })
-    .option('generations', { type: 'number', describe: 'Distil this many generations in a row: Gen-2 learns from Gen-1, ... (default 1)' }) as unknown as Argv<TrainArgs>,
+    .option('generations', { type: 'number', describe: 'Distil this many generations in a row: Gen-2 learns from Gen-1, ... (default 1)' })
+    .option('model_s', { type: 'string', describe: 'The reference\'s student architecture: the same as --model' })
+    .option('model_t', { type: 'string', describe: 'The reference\'s teacher architecture: checked against --path_t (the student starts as the teacher)' }) as unknown as Argv<TrainArgs>,
   handler: (a) => run(1, a),
 };
 
