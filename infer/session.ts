@@ -1,8 +1,8 @@
 /**
  * ONNX Runtime feature extraction for any image backbone: the model's metadata_props (written by `skd export`)
  * say how to preprocess; a foreign graph is described by overrides (the command-line flags). Execution provider
- * choice: 'cpu', 'cuda' (an error when the CUDA provider is not installed) or 'auto' (CUDA when it loads, else CPU,
- * said once on stderr).
+ * choice: infer/execution-provider.ts ('auto': CUDA when its provider is installed, else CPU, silently; a provider
+ * asked for that cannot start: CPU, said once on stderr).
  */
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -13,12 +13,13 @@ import type { Normalization } from '../data/types.js';
 import {
   FEATURES_OUTPUT, PreprocessingError, SKD_KEYS, inputNormalization, resolvePreprocessing, type GraphDescription, type Preprocessing,
 } from '../models/preprocessing.js';
+import { onProvider, type DeviceRequest, type Provider } from './execution-provider.js';
 import { readOnnxInfo } from './onnx-metadata.js';
 
 export type { Preprocessing } from '../models/preprocessing.js';
 
-export type Device = 'auto' | 'cpu' | 'cuda';
-export const DEVICES: readonly Device[] = ['auto', 'cpu', 'cuda'];
+export type Device = DeviceRequest;
+export const DEVICES: readonly Device[] = ['auto', 'cpu', 'cuda', 'webgpu'];
 
 export interface OpenOptions {
   /** Default 'auto'. */
@@ -37,8 +38,6 @@ export interface OpenOptions {
   modelBytes?: Uint8Array;
 }
 
-let fallbackNoticeShown = false;
-
 /** Images per ONNX Runtime run unless told otherwise: on CPU, small batches keep the activations in cache. */
 export const DEFAULT_BATCH_SIZE = 32;
 
@@ -49,7 +48,7 @@ export class FeatureExtractor {
     readonly featureDim: number,
     readonly metadata: Record<string, string>,
     /** The execution provider the session runs on. */
-    readonly provider: 'cuda' | 'cpu',
+    readonly provider: Provider,
     readonly modelPath: string,
   ) {}
 
@@ -141,8 +140,7 @@ export class FeatureExtractor {
 
 async function createSession(
   modelPath: string, bytes: Uint8Array, device: Device, threads: number | undefined, log: ((line: string) => void) | undefined,
-): Promise<{ session: ort.InferenceSession; provider: 'cuda' | 'cpu' }> {
-  // onnxruntime logs a failed CUDA load as an error line of its own; the outcome reaches us as an exception.
+): Promise<{ session: ort.InferenceSession; provider: Provider }> {
   ort.env.logLevel = 'fatal';
   // One intra-op thread per core unless told otherwise: onnxruntime-node's own default used about one core here
   // (npm run bench -- onnx: 133 images/s with 1 thread, 280 with 2 at 32x32). Spinning threads only burn the
@@ -151,25 +149,21 @@ async function createSession(
     graphOptimizationLevel: 'all', interOpNumThreads: 1, intraOpNumThreads: threads !== undefined && threads > 0 ? threads : availableParallelism(),
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
-  const create = async (ep: 'cuda' | 'cpu') => ort.InferenceSession.create(bytes, { ...base, executionProviders: [ep] });
-  if (device !== 'cpu') {
-    try {
-      return { session: await create('cuda'), provider: 'cuda' };
-    } catch (err) {
-      const reason = firstLine((err as Error).message);
-      if (device === 'cuda') {
-        throw new UserError(`--device cuda: the CUDA execution provider could not be loaded (${reason}); install onnxruntime-node with CUDA support, or use --device cpu`);
-      }
-      if (!fallbackNoticeShown) {
-        fallbackNoticeShown = true;
-        (log ?? ((line: string) => process.stderr.write(line + '\n')))(`skd: CUDA execution provider not available (${reason}); running on CPU`);
-      }
-    }
-  }
+  const say = log ?? ((line: string) => process.stderr.write(line + '\n'));
+  let cpuFailure: unknown;
   try {
-    return { session: await create('cpu'), provider: 'cpu' };
+    const { value, provider } = await onProvider(device, 'running', say, async (ep) => {
+      try {
+        return await ort.InferenceSession.create(bytes, { ...base, executionProviders: [ep] });
+      } catch (err) {
+        if (ep === 'cpu') cpuFailure = err;
+        throw err;
+      }
+    });
+    return { session: value, provider };
   } catch (err) {
-    throw new UserError(`cannot load ${modelPath} in onnxruntime: ${firstLine((err as Error).message)}`);
+    if (cpuFailure === undefined) throw err;
+    throw new UserError(`cannot load ${modelPath} in onnxruntime: ${firstLine((cpuFailure as Error).message)}`);
   }
 }
 
