@@ -157,6 +157,7 @@ test('--cors: allowed origins get CORS headers and preflights; others get none',
   assert.equal(ok.headers['access-control-allow-origin'], 'https://app.example.com');
   assert.match(String(ok.headers.vary), /origin/i);
   assert.match(String(ok.headers['access-control-expose-headers']), /retry-after/);
+  assert.match(String(ok.headers['access-control-expose-headers']), /\betag\b/);
   // Error answers carry them too, so that a page can read the message.
   const bad = await corsApp.inject({ method: 'POST', url: '/v1/embed', headers: { origin: 'http://localhost:3000' }, payload: { images: [] } });
   assert.equal(bad.statusCode, 400);
@@ -166,7 +167,7 @@ test('--cors: allowed origins get CORS headers and preflights; others get none',
   assert.equal(preflight.statusCode, 204);
   assert.equal(preflight.headers['access-control-allow-origin'], 'https://app.example.com');
   assert.equal(preflight.headers['access-control-allow-methods'], 'GET, HEAD, PUT, DELETE');
-  assert.equal(preflight.headers['access-control-allow-headers'], 'content-type');
+  assert.equal(preflight.headers['access-control-allow-headers'], 'content-type, if-match, if-none-match');
   assert.ok(Number(preflight.headers['access-control-max-age']) > 0);
 
   const wrongMethod = await corsApp.inject({ method: 'OPTIONS', url: '/v1/embed', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'DELETE' } });

@@ -9,10 +9,10 @@ import { HttpError, badRequest, errorBody } from './errors.js';
 /** Methods a route can have; HEAD comes with every GET route. */
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const;
 
-/** Request headers a cross-origin page may send (the API takes JSON bodies and nothing else). */
-const CORS_ALLOWED_HEADERS = 'content-type';
-/** Response headers a cross-origin page may read besides the simple ones. */
-const CORS_EXPOSED_HEADERS = 'retry-after, allow';
+/** Request headers a cross-origin page may send: JSON bodies, and the conditions of optimistic concurrency. */
+const CORS_ALLOWED_HEADERS = 'content-type, if-match, if-none-match';
+/** Response headers a cross-origin page may read besides the simple ones (etag: for If-Match on the next write). */
+const CORS_EXPOSED_HEADERS = 'retry-after, allow, etag';
 /** Seconds a browser may cache a preflight answer. */
 const CORS_MAX_AGE_S = 600;
 
