@@ -20,7 +20,7 @@ import { normalizeFloats } from '../data/augment.js';
 import type { FloatTensor } from '../data/types.js';
 import { PreprocessingError, SKD_KEYS, resolvePreprocessing, type Preprocessing } from '../models/preprocessing.js';
 import { readOnnxInfo } from '../infer/onnx-metadata.js';
-import { nhwcToNchw } from '../infer/session.js';
+import { nhwcToNchw } from '../infer/layout.js';
 import type { ModelSpec, NamedWeights } from '../models/spec.js';
 import { TfModel } from '../models/tfjs.js';
 import { selectBackend } from '../models/tfjs-backend.js';

@@ -13,7 +13,8 @@ import { UserError } from '../data/errors.js';
 import { inputNormalization } from '../models/preprocessing.js';
 import type { BackboneHealth, ServedExtractor } from './server/context.js';
 import { HttpError } from './server/errors.js';
-import { FeatureExtractor, nhwcToNchw, type OpenOptions, type Preprocessing } from './session.js';
+import { nhwcToNchw } from './layout.js';
+import { FeatureExtractor, type OpenOptions, type Preprocessing } from './session.js';
 
 export interface RemoteBackboneOptions {
   /** Longest wait for one call, in milliseconds. Default 10,000. */

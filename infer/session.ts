@@ -14,6 +14,7 @@ import {
   FEATURES_OUTPUT, PreprocessingError, SKD_KEYS, inputNormalization, resolvePreprocessing, type GraphDescription, type Preprocessing,
 } from '../models/preprocessing.js';
 import { onProvider, type DeviceRequest, type Provider } from './execution-provider.js';
+import { nhwcToNchw } from './layout.js';
 import { readOnnxInfo } from './onnx-metadata.js';
 
 export type { Preprocessing } from '../models/preprocessing.js';
@@ -211,14 +212,3 @@ async function probeFeatureDim(modelPath: string, session: ort.InferenceSession,
   return dim;
 }
 
-/** Transposes a batch from NHWC to NCHW. */
-export function nhwcToNchw(src: Float32Array, dst: Float32Array, n: number, h: number, w: number, c: number): void {
-  const plane = h * w;
-  for (let i = 0; i < n; i++) {
-    const base = i * plane * c;
-    for (let ch = 0; ch < c; ch++) {
-      const dstBase = base + ch * plane;
-      for (let p = 0; p < plane; p++) dst[dstBase + p] = src[base + p * c + ch]!;
-    }
-  }
-}

@@ -3,6 +3,7 @@
  * (numpy rot90 semantics, counter-clockwise; square images): x90[i][j] = x[j][S-1-i],
  * x180[i][j] = x[S-1-i][S-1-j], x270[i][j] = x[S-1-j][i].
  */
+import { nhwcToNchw as transposeToNchw } from '../../infer/layout.js';
 
 type Turn = 0 | 1 | 2 | 3;
 
@@ -29,12 +30,9 @@ export function rotatedBatch(x: Float32Array, n: number, c: number, s: number, t
   return out;
 }
 
-/** NHWC -> NCHW. */
+/** A new NCHW copy of an NHWC batch. */
 export function nhwcToNchw(src: Float32Array, n: number, h: number, w: number, c: number): Float32Array {
   const dst = new Float32Array(src.length);
-  for (let b = 0; b < n; b++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const from = ((b * h + y) * w + x) * c;
-    for (let k = 0; k < c; k++) dst[((b * c + k) * h + y) * w + x] = src[from + k];
-  }
+  transposeToNchw(src, dst, n, h, w, c);
   return dst;
 }
