@@ -35,7 +35,8 @@ function list(name: string, fallback: string[]): string[] {
 function pythonWithTorch(): string | undefined {
   for (const python of ['python3', '/usr/bin/python3']) {
     try {
-      execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
+      // -I: isolated, so that the project's own torch/ folder (the .pth reader) in the working directory is not taken for PyTorch.
+      execFileSync(python, ['-I', '-c', 'import torch'], { stdio: 'ignore' });
       return python;
     } catch {
       // try the next one
