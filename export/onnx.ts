@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { writeFileAtomic } from '../data/atomic-write.js';
 import { UserError } from '../data/errors.js';
 import type { Normalization } from '../data/types.js';
-import type { ModelSpec, NamedWeights } from '../models/spec.js';
+import { nonFiniteWeights, type ModelSpec, type NamedWeights } from '../models/spec.js';
 import { checkOnnxModel } from '../proto/check.js';
 import { encodeOnnxModel } from '../proto/codec.js';
 import type { ModelProtoObject } from '../proto/types.js';
@@ -34,17 +34,6 @@ export interface ExportOptions {
   metadata?: { dataset?: string; trainingConfig?: Record<string, unknown>; epoch?: number; extra?: Record<string, string> };
   /** Export weights holding NaN or infinities (refused by default: such a model answers NaN for every image). */
   allowNonFinite?: boolean;
-}
-
-/** Weight tensors holding NaN or infinities, with how many of their values are. */
-export function nonFiniteWeights(weights: NamedWeights): { name: string; nonFinite: number; size: number }[] {
-  const found: { name: string; nonFinite: number; size: number }[] = [];
-  for (const [name, t] of weights) {
-    let nonFinite = 0;
-    for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i]!)) nonFinite++;
-    if (nonFinite > 0) found.push({ name, nonFinite, size: t.data.length });
-  }
-  return found;
 }
 
 function checkFiniteWeights(weights: NamedWeights): void {

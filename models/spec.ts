@@ -141,3 +141,14 @@ export function specParameters(spec: ModelSpec): { name: string; shape: number[]
 
 /** Named tensors in PyTorch layout: the exchange form between checkpoints, the trainer and the exporter. */
 export type NamedWeights = Map<string, { data: Float32Array; shape: number[] }>;
+
+/** Weight tensors holding NaN or infinities, with how many of their values are. */
+export function nonFiniteWeights(weights: NamedWeights): { name: string; nonFinite: number; size: number }[] {
+  const found: { name: string; nonFinite: number; size: number }[] = [];
+  for (const [name, t] of weights) {
+    let nonFinite = 0;
+    for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i]!)) nonFinite++;
+    if (nonFinite > 0) found.push({ name, nonFinite, size: t.data.length });
+  }
+  return found;
+}

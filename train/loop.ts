@@ -9,7 +9,7 @@ import { UserError } from '../data/errors.js';
 import { FEW_SHOT_PROTOCOL } from '../data/protocol.js';
 import type { Rng } from '../data/rng.js';
 import type { ImageSet, Normalization } from '../data/types.js';
-import type { NamedWeights } from '../models/spec.js';
+import { nonFiniteWeights, type NamedWeights } from '../models/spec.js';
 import { writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { appendLog, type TrainHooks } from './progress.js';
@@ -62,16 +62,11 @@ export async function validate(args: Pick<EpochLoopArgs, 'engine' | 'val' | 'con
   }));
 }
 
-function allFinite(weights: NamedWeights): boolean {
-  for (const t of weights.values()) for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) return false;
-  return true;
-}
-
 /** Writes the loop's current state as a checkpoint; refuses (returns false) when the weights are not finite. */
 async function saveCheckpoint(args: EpochLoopArgs, complete: boolean): Promise<boolean> {
   const { engine, config, state } = args;
   const weights = engine.getWeights();
-  if (!allFinite(weights)) return false;
+  if (nonFiniteWeights(weights).length > 0) return false;
   const ckpt: Checkpoint = {
     formatVersion: 1,
     spec: engine.spec,

@@ -12,6 +12,7 @@
  * answer {"error": message} as the protocol says, plus the field at fault.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { firstNonFiniteRow } from '../features.js';
 import { nchwToNhwc } from '../layout.js';
 import type { ServerContext } from './context.js';
 import { HttpError, badRequest } from './errors.js';
@@ -184,9 +185,8 @@ export function registerKServeRoutes(app: FastifyInstance, ctx: ServerContext, m
         nchwToNhwc(flat, nhwc, n, s, s, 3);
       }
       const features = await queue.run(n, () => extract(nhwc, n));
-      for (let i = 0; i < features.length; i++) {
-        if (!Number.isFinite(features[i])) throw new HttpError(500, 'server', `the backbone produced a non-finite feature for image ${Math.floor(i / d)}`);
-      }
+      const bad = firstNonFiniteRow(features, n, d);
+      if (bad >= 0) throw new HttpError(500, 'server', `the backbone produced a non-finite feature for image ${bad}`);
       return {
         model_name: modelName,
         model_version: version,
