@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { resnet12Spec } from '../models/spec.js';
 import { encodeOnnxModel } from '../proto/codec.js';
 import { checkOnnxModel } from '../proto/check.js';
+import { cpuConvLayout, PLAIN_CONV, type ConvLayout } from '../train/ort/conv-layout.js';
 import { buildStepGraph, type StepLoss } from '../train/ort/step-graph.js';
 import { rotatedBatch } from '../train/ort/rotate.js';
 import { sgdUpdate } from '../train/ort/sgd.js';
@@ -22,11 +23,11 @@ function scaledMasks(fx: TrainStepFixture): Float32Array[] {
   });
 }
 
-async function runFixture(fx: TrainStepFixture, loss: StepLoss) {
+async function runFixture(fx: TrainStepFixture, loss: StepLoss, layout: ConvLayout) {
   const spec = resnet12Spec({ widths: fx.widths, numClasses: fx.numClasses, imageSize: 32 });
   const [b, c, s] = fx.x.shape;
-  const graph = buildStepGraph(spec, b, loss);
-  assert.deepEqual(checkOnnxModel(graph.model), []);
+  const graph = buildStepGraph(spec, b, loss, layout);
+  if (layout.block === 0) assert.deepEqual(checkOnnxModel(graph.model), []);
   const session = await ort.InferenceSession.create(encodeOnnxModel(graph.model), { graphOptimizationLevel: 'all' });
   const feeds: Record<string, ort.Tensor> = {};
   const images = rotatedBatch(fx.x.data, b, c, s, loss.kind === 'gen0' ? [0, 1, 2, 3] : [0, 2]);
@@ -49,9 +50,16 @@ async function runFixture(fx: TrainStepFixture, loss: StepLoss) {
 const close = (got: number, want: number, tol: number, what: string) =>
   assert.ok(Math.abs(got - want) <= tol * Math.max(1, Math.abs(want)), `${what}: ${got} vs ${want}`);
 
-test('Gen-0 step graph: loss, gradients, running statistics and SGD match PyTorch', async () => {
+/** Plain Conv everywhere, and the blocked-channel convolutions this machine's CPU provider has. */
+const layouts = async (): Promise<[string, ConvLayout][]> => [['plain Conv', PLAIN_CONV], [`NCHWc block ${(await cpuConvLayout()).block}`, await cpuConvLayout()]];
+
+test('this x86-64 machine has the NCHWc kernels, so the blocked path is the one tested beside plain Conv', async () => {
+  assert.ok([8, 16].includes((await cpuConvLayout()).block));
+});
+
+for (const [what, layout] of await layouts()) test(`Gen-0 step graph (${what}): loss, gradients, running statistics and SGD match PyTorch`, async () => {
   const fx = readTrainStepFixture(new URL('gen0_resnet12_w8-16-32-64.json', dir).pathname);
-  const { graph, out } = await runFixture(fx, { kind: 'gen0', gamma: 2 });
+  const { graph, out } = await runFixture(fx, { kind: 'gen0', gamma: 2 }, layout);
   close(out.loss.data[0] as number, fx.scalars.loss, 1e-5, 'loss');
   close(out.ce.data[0] as number, fx.scalars.ce, 1e-5, 'ce');
   close(out.ss.data[0] as number, fx.scalars.bce, 1e-5, 'bce');
@@ -71,9 +79,9 @@ test('Gen-0 step graph: loss, gradients, running statistics and SGD match PyTorc
   }
 });
 
-test('Gen-1 step graph: KD + L2 loss and the student gradients match PyTorch', async () => {
+for (const [what, layout] of await layouts()) test(`Gen-1 step graph (${what}): KD + L2 loss and the student gradients match PyTorch`, async () => {
   const fx = readTrainStepFixture(new URL('gen1_resnet12_w8-16-32-64.json', dir).pathname);
-  const { graph, out } = await runFixture(fx, { kind: 'gen1', gamma: 0.1, temperature: 2 });
+  const { graph, out } = await runFixture(fx, { kind: 'gen1', gamma: 0.1, temperature: 2 }, layout);
   close(out.loss.data[0] as number, fx.scalars.loss, 1e-5, 'loss');
   close(out.kd.data[0] as number, fx.scalars.kd, 1e-5, 'kd');
   close(out.l2.data[0] as number, fx.scalars.l2, 1e-5, 'l2');

@@ -22,6 +22,7 @@ import { onDevice, type Provider } from './device.js';
 import { nhwcToNchw, rotatedBatch } from './rotate.js';
 import { sgdUpdate, type SgdOptions } from './sgd.js';
 import { buildStepGraph, type StepGraph, type StepLoss } from './step-graph.js';
+import { cpuConvLayout, PLAIN_CONV } from './conv-layout.js';
 import { TRAIN_OPSET } from './graph-builder.js';
 
 export interface OrtEngineOptions extends EngineSetup {
@@ -67,16 +68,16 @@ export class OrtEngine implements TrainingEngine {
 
   static async create(opts: OrtEngineOptions): Promise<OrtEngine> {
     await ensureTfBackend();
-    const graph = buildStepGraph(opts.spec, opts.batchSize, opts.loss);
-    const stepBytes = encodeOnnxModel(graph.model);
     const teacherBytes = opts.teacher ? teacherGraph(opts.spec, opts.teacher) : undefined;
     const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
-    const { value, provider } = await onDevice(opts.device ?? 'auto', opts.threads, log, async (sessionOpts) => {
-      const step = await ort.InferenceSession.create(stepBytes, sessionOpts);
+    const { value, provider } = await onDevice(opts.device ?? 'auto', opts.threads, log, async (sessionOpts, provider) => {
+      // The blocked-channel convolutions are CPU kernels; other providers get plain Conv.
+      const graph = buildStepGraph(opts.spec, opts.batchSize, opts.loss, provider === 'cpu' ? await cpuConvLayout() : PLAIN_CONV);
+      const step = await ort.InferenceSession.create(encodeOnnxModel(graph.model), sessionOpts);
       const teacher = teacherBytes ? await ort.InferenceSession.create(teacherBytes, sessionOpts) : undefined;
-      return { step, teacher };
+      return { graph, step, teacher };
     });
-    return new OrtEngine(opts, graph, value.step, value.teacher, provider);
+    return new OrtEngine(opts, value.graph, value.step, value.teacher, provider);
   }
 
   async step(pixels: Float32Array, labels: Int32Array, lr: number): Promise<StepResult> {

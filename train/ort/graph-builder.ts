@@ -42,6 +42,7 @@ export class GraphBuilder {
   private readonly constants = new Map<string, string>();
   private readonly used = new Set<string>();
   private counter = 0;
+  private readonly domains = new Set<string>();
 
   /** A value name not used before, derived from `base`. */
   fresh(base: string): string {
@@ -57,11 +58,17 @@ export class GraphBuilder {
   }
 
   /** One node with `outputs` outputs. */
-  opN(opType: string, input: string[], outputs: number, attrs: Attr = {}, outBase = opType): string[] {
+  opN(opType: string, input: string[], outputs: number, attrs: Attr = {}, outBase = opType, domain = ''): string[] {
     const output = Array.from({ length: outputs }, (_, i) => this.fresh(i === 0 ? outBase : `${outBase}:${i}`));
     const attribute = attributes(attrs);
-    this.nodes.push({ opType, name: this.fresh(`node/${output[0]}`), input, output, ...(attribute.length ? { attribute } : {}) });
+    if (domain) this.domains.add(domain);
+    this.nodes.push({ opType, name: this.fresh(`node/${output[0]}`), input, output, ...(attribute.length ? { attribute } : {}), ...(domain ? { domain } : {}) });
     return output;
+  }
+
+  /** One node of an operator set other than the standard one (version 1 of `domain`). */
+  opIn(domain: string, opType: string, input: string[], attrs: Attr = {}, outBase = opType): string {
+    return this.opN(opType, input, 1, attrs, outBase, domain)[0];
   }
 
   /** An int64 vector constant (shapes, axes, slice bounds), shared between uses. */
@@ -103,17 +110,17 @@ export class GraphBuilder {
   }
 
   /** Makes `value` a graph output called `name`. */
-  output(name: string, value: string, dims: number[]): void {
+  output(name: string, value: string, dims: number[], elemType: number = TensorDataType.FLOAT): void {
     if (this.used.has(name)) throw new Error(`graph output '${name}' clashes with a value name`);
     this.used.add(name);
     this.nodes.push({ opType: 'Identity', name: this.fresh(`node/${name}`), input: [value], output: [name] });
-    this.outputs.push(valueInfo(name, dims, TensorDataType.FLOAT));
+    this.outputs.push(valueInfo(name, dims, elemType));
   }
 
   model(graphName: string): ModelProtoObject {
     return {
       irVersion: IR_VERSION,
-      opsetImport: [{ domain: '', version: TRAIN_OPSET }],
+      opsetImport: [{ domain: '', version: TRAIN_OPSET }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
       producerName: 'skd',
       graph: { name: graphName, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
     };

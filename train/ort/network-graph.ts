@@ -14,6 +14,7 @@
  */
 import { neededNodes } from '../../export/graph.js';
 import type { ModelSpec, SpecNode } from '../../models/spec.js';
+import { convolution, type ConvLayout } from './conv-layout.js';
 import type { GraphBuilder } from './graph-builder.js';
 
 type Node<K extends SpecNode['op']> = Extract<SpecNode, { op: K }>;
@@ -45,7 +46,7 @@ export interface NetworkGraph {
 
 const inputsOf = (n: SpecNode): string[] => (n.op === 'add' ? [...n.inputs] : [n.input]);
 
-export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: number, outputs: string[]): NetworkGraph {
+export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: number, outputs: string[], layout: ConvLayout): NetworkGraph {
   const needed = neededNodes(spec, outputs);
   const uses = new Map<string, number>();
   for (const n of spec.nodes) if (needed.has(n.name)) for (const i of inputsOf(n)) uses.set(i, (uses.get(i) ?? 0) + 1);
@@ -96,8 +97,7 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
         const co = node.outChannels;
         const weight = param(`${node.name}.weight`, [co, ci, k, k]);
         const bias = node.bias ? param(`${node.name}.bias`, [co]) : undefined;
-        const convAttrs = { kernel_shape: [k, k], pads: [p, p, p, p], strides: [1, 1] };
-        const y = g.op('Conv', bias ? [x, weight, bias] : [x, weight], convAttrs, node.name);
+        const y = convolution(g, layout, x, weight, bias, { inChannels: ci, outChannels: co, kernel: k, padding: p }, node.name);
         define(y, [n, co, ho, wo]);
         tape.push({ out: y, run: (dy) => {
           // Filter gradient: taps of the padded input against dY, one Gemm each.
@@ -123,7 +123,7 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
           const wt = g.op('Transpose', [weight], { perm: [1, 0, 2, 3] });
           const flipped = k === 1 ? wt : g.op('Slice', [wt, g.ints([-1, -1]), g.ints([-(2 ** 31), -(2 ** 31)]), g.ints([2, 3]), g.ints([-1, -1])]);
           const q = k - 1 - p;
-          addGrad(x, g.op('Conv', [dy, flipped], { kernel_shape: [k, k], pads: [q, q, q, q], strides: [1, 1] }));
+          addGrad(x, convolution(g, layout, dy, flipped, undefined, { inChannels: co, outChannels: ci, kernel: k, padding: q }));
         } });
         break;
       }

@@ -9,6 +9,7 @@
  */
 import type { ModelSpec } from '../../models/spec.js';
 import { TensorDataType, type ModelProtoObject } from '../../proto/types.js';
+import { PLAIN_CONV, type ConvLayout } from './conv-layout.js';
 import { GraphBuilder } from './graph-builder.js';
 import { buildNetworkGraph, type MaskInput } from './network-graph.js';
 
@@ -30,11 +31,11 @@ export interface StepGraph {
 }
 
 /** Builds the step graph for a batch of `batch` unrotated images. */
-export function buildStepGraph(spec: ModelSpec, batch: number, loss: StepLoss): StepGraph {
+export function buildStepGraph(spec: ModelSpec, batch: number, loss: StepLoss, layout: ConvLayout = PLAIN_CONV): StepGraph {
   const g = new GraphBuilder();
   const rows = loss.kind === 'gen0' ? 4 * batch : 2 * batch;
   const outputs = loss.kind === 'gen0' ? [spec.outputs.logits, spec.outputs.rot_logits] : [spec.outputs.logits];
-  const net = buildNetworkGraph(g, spec, rows, outputs);
+  const net = buildNetworkGraph(g, spec, rows, outputs, layout);
   const z = net.value(spec.outputs.logits);
   const classes = net.shape(spec.outputs.logits)[1];
   const sumAll = (v: string) => g.op('ReduceSum', [v], { keepdims: 0 });
