@@ -6,7 +6,7 @@
 import type { NamedWeights, ModelSpec } from '../models/spec.js';
 import type { SgdOptions } from './ort/sgd.js';
 import type { StepLoss } from './ort/step-graph.js';
-import type { TfModel } from '../models/tfjs.js';
+import type { FeatureSource } from '../infer/evaluate.js';
 
 export type EngineName = 'ort' | 'tfjs';
 export const ENGINE_NAMES: readonly EngineName[] = ['ort', 'tfjs'];
@@ -58,8 +58,11 @@ export interface TrainingEngine {
   momentum(): NamedWeights;
   /** The networks as the onStart hook shows them: the student (live) and, in Gen-1, the teacher. */
   models(): { model: ModelView; teacher?: ModelView };
-  /** Runs `fn` on a TensorFlow.js model holding the current weights, in evaluation mode (validation). */
-  withEvalModel<T>(fn: (model: TfModel) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` with the network's current weights in evaluation mode as the evaluator's feature source
+   * (normalised NHWC images of `size` pixels -> features), for validation.
+   */
+  withFeatureSource<T>(size: number, fn: (source: FeatureSource) => Promise<T>): Promise<T>;
   dispose(): Promise<void>;
 }
 

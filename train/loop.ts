@@ -56,7 +56,7 @@ export async function validate(args: Pick<EpochLoopArgs, 'engine' | 'val' | 'con
   const val = args.val;
   if (!val) return undefined;
   const c = args.config;
-  return args.engine.withEvalModel((model) => fewShotValidate(model, val, {
+  return args.engine.withFeatureSource(val.height, (source) => fewShotValidate(source, val, {
     ways: c.valWays, shots: c.valShots, queries: c.valQueries, episodes: c.valEpisodes, seed: FEW_SHOT_PROTOCOL.seed,
     normalization: args.normalization, augSupportSamples: c.valAugSupportSamples,
   }));

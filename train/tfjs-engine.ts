@@ -10,6 +10,8 @@ import { NonFiniteLossError, NonFiniteTeacherError, type EngineSetup, type StepR
 import { gen0Loss, gen1Loss, rotationLabels } from './losses.js';
 import { withAllRotations, withHalfTurn } from './rotate.js';
 import { Sgd } from './sgd.js';
+import { modelFeatureSource } from './validate.js';
+import type { FeatureSource } from '../infer/evaluate.js';
 
 /** One optimiser step on a normalised, augmented batch [B, H, W, C] with labels [B] at learning rate lr. */
 export type StepFn = (x: tf.Tensor4D, labels: Int32Array, lr: number) => StepResult;
@@ -125,7 +127,7 @@ export class TfjsEngine implements TrainingEngine {
   getWeights(): NamedWeights { return this.model.getWeights(); }
   models(): { model: TfModel; teacher?: TfModel } { return { model: this.model, teacher: this.teacherModel }; }
   momentum(): NamedWeights { return this.model.toNamedWeights(this.sgd.momentumBuffers()); }
-  withEvalModel<T>(fn: (model: TfModel) => Promise<T>): Promise<T> { return fn(this.model); }
+  withFeatureSource<T>(size: number, fn: (source: FeatureSource) => Promise<T>): Promise<T> { return fn(modelFeatureSource(this.model, size)); }
 
   async dispose(): Promise<void> {
     this.sgd.dispose();

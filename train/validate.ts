@@ -1,7 +1,7 @@
 /**
  * Few-shot validation during training (docs/method.md, Validation during training): the evaluator's protocol
  * (infer/evaluate.ts, evaluateFewShot) on the val split, with features from the network being trained in evaluation
- * mode instead of an ONNX graph, and the prototype head. Cheap enough to run every few epochs; the full protocol
+ * mode (a TensorFlow.js model, or an ONNX Runtime session of the exporter's graph), and the prototype head. Cheap enough to run every few epochs; the full protocol
  * (logistic regression, five support augmentations, 600 episodes) is `skd eval`'s job.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -66,9 +66,9 @@ function queriesFor(set: ImageSet, opts: Pick<ValidationOptions, 'ways' | 'shots
 }
 
 /** The evaluator's options for a validation run. */
-function validationEvalOptions(model: TfModel, set: ImageSet, opts: ValidationOptions): EvalOptions {
+function validationEvalOptions(source: FeatureSource, set: ImageSet, opts: ValidationOptions): EvalOptions {
   return {
-    extractor: modelFeatureSource(model, set.height),
+    extractor: source,
     set, nWays: opts.ways, nShots: opts.shots, nQueries: queriesFor(set, opts), nTestRuns: opts.episodes,
     // One augmented copy of each support image unless asked (0 and 1 both mean one, as in the reference).
     nAugSupportSamples: opts.augSupportSamples ?? 1, seed: opts.seed, head: 'proto', padding: paddingForSize(set.height),
@@ -77,8 +77,9 @@ function validationEvalOptions(model: TfModel, set: ImageSet, opts: ValidationOp
 }
 
 /** Runs few-shot validation; accuracy and its 95% half-width in percent (the half-width is NaN for one episode). */
-export async function fewShotValidate(model: TfModel, set: ImageSet, opts: ValidationOptions): Promise<ValidationRecord> {
-  const options = validationEvalOptions(model, set, opts);
+export async function fewShotValidate(source: FeatureSource, set: ImageSet, opts: ValidationOptions): Promise<ValidationRecord> {
+  if (source.preprocessing.size !== set.height) throw new UserError(`validation images are ${set.height} pixels, the network takes ${source.preprocessing.size}`);
+  const options = validationEvalOptions(source, set, opts);
   const report = await evaluateFewShot(options);
   return {
     ways: opts.ways, shots: opts.shots, queries: options.nQueries, episodes: report.accuracies.length,

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
 import { buildOnnxGraph } from '../../export/graph.js';
 import { trainingMask } from '../../models/tfjs-ops.js';
-import { TfModel } from '../../models/tfjs.js';
+import type { FeatureSource } from '../../infer/evaluate.js';
 import { specParameters, type ModelSpec, type NamedWeights } from '../../models/spec.js';
 import { encodeOnnxModel } from '../../proto/codec.js';
 import { countCorrect, NonFiniteLossError, type EngineSetup, type ModelView, NonFiniteTeacherError, type StepResult, type TrainDevice, type TrainingEngine } from '../engine.js';
@@ -53,6 +53,7 @@ export class OrtEngine implements TrainingEngine {
   private constructor(
     private readonly opts: OrtEngineOptions, private readonly graph: StepGraph,
     private readonly session: ort.InferenceSession, private readonly teacher: ort.InferenceSession | undefined, provider: Provider,
+    private readonly sessionOptions: ort.InferenceSession.SessionOptions,
   ) {
     this.spec = opts.spec;
     this.dropoutSeed = opts.dropoutSeed;
@@ -68,16 +69,16 @@ export class OrtEngine implements TrainingEngine {
 
   static async create(opts: OrtEngineOptions): Promise<OrtEngine> {
     await ensureTfBackend();
-    const teacherBytes = opts.teacher ? teacherGraph(opts.spec, opts.teacher) : undefined;
+    const teacherBytes = opts.teacher ? evalGraph(opts.spec, opts.teacher, 'logits', 'nchw') : undefined;
     const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
     const { value, provider } = await onDevice(opts.device ?? 'auto', opts.threads, log, async (sessionOpts, provider) => {
       // The blocked-channel convolutions are CPU kernels; other providers get plain Conv.
       const graph = buildStepGraph(opts.spec, opts.batchSize, opts.loss, provider === 'cpu' ? await cpuConvLayout() : PLAIN_CONV);
       const step = await ort.InferenceSession.create(encodeOnnxModel(graph.model), sessionOpts);
       const teacher = teacherBytes ? await ort.InferenceSession.create(teacherBytes, sessionOpts) : undefined;
-      return { graph, step, teacher };
+      return { graph, step, teacher, sessionOpts };
     });
-    return new OrtEngine(opts, value.graph, value.step, value.teacher, provider);
+    return new OrtEngine(opts, value.graph, value.step, value.teacher, provider, value.sessionOpts);
   }
 
   async step(pixels: Float32Array, labels: Int32Array, lr: number): Promise<StepResult> {
@@ -148,12 +149,29 @@ export class OrtEngine implements TrainingEngine {
     return new Map([...this.buffers].map(([k, v]) => [k, { data: Float32Array.from(v), shape: [...this.weights.get(k)!.shape] }]));
   }
 
-  async withEvalModel<T>(fn: (model: TfModel) => Promise<T>): Promise<T> {
-    const model = new TfModel(this.spec, this.weights);
+  async withFeatureSource<T>(size: number, fn: (source: FeatureSource) => Promise<T>): Promise<T> {
+    const session = await ort.InferenceSession.create(evalGraph(this.spec, this.weights, 'features', 'nhwc'), this.sessionOptions);
+    const dim = this.spec.featureDim;
+    const pixels = size * size * this.spec.inputChannels;
+    const source: FeatureSource = {
+      featureDim: dim,
+      preprocessing: { size },
+      async extract(images, count, opts) {
+        const batch = opts?.batchSize ?? count;
+        const out = new Float32Array(count * dim);
+        for (let start = 0; start < count; start += batch) {
+          const m = Math.min(batch, count - start);
+          const input = new ort.Tensor('float32', images.subarray(start * pixels, (start + m) * pixels), [m, size, size, pixels / (size * size)]);
+          const result = await session.run({ [session.inputNames[0]]: input });
+          out.set(result.features.data as Float32Array, start * dim);
+        }
+        return out;
+      },
+    };
     try {
-      return await fn(model);
+      return await fn(source);
     } finally {
-      model.dispose();
+      await session.release();
     }
   }
 
@@ -163,8 +181,8 @@ export class OrtEngine implements TrainingEngine {
   }
 }
 
-/** The teacher in evaluation mode (batch-norm folded): NCHW images -> logits. */
-function teacherGraph(spec: ModelSpec, weights: NamedWeights): Uint8Array {
-  const graph = buildOnnxGraph(spec, weights, { outputs: ['logits'], layout: 'nchw' });
+/** The exporter's graph of a network in evaluation mode (batch-norm folded), with one output. */
+function evalGraph(spec: ModelSpec, weights: NamedWeights, output: 'logits' | 'features', layout: 'nchw' | 'nhwc'): Uint8Array {
+  const graph = buildOnnxGraph(spec, weights, { outputs: [output], layout });
   return encodeOnnxModel({ irVersion: 8, opsetImport: [{ domain: '', version: TRAIN_OPSET }], producerName: 'skd', graph });
 }

@@ -128,6 +128,8 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
         break;
       }
       case 'batchnorm': {
+        // Only the centred input is kept for the reverse pass; both directions end in BatchNormalization's
+        // one-pass per-channel affine (inference form, fed the batch's variance, or unit variance and eps 0).
         const x = read(node.input);
         const shape = shapes.get(node.input)!;
         const [n, c, h, w] = shape;
@@ -139,28 +141,31 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
         running.push({ name: `${node.name}.running_mean`, shape: [c] }, { name: `${node.name}.running_var`, shape: [c] });
         const mean = g.op('ReduceMean', [x], { axes: axesNHW, keepdims: 1 });
         const centered = g.op('Sub', [x, mean]);
-        const variance = g.op('ReduceMean', [g.op('Mul', [centered, centered])], { axes: axesNHW, keepdims: 1 });
-        const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.scalar(node.eps)])])]);
-        const xhat = g.op('Mul', [centered, rstd]);
-        const chan = g.ints([1, c, 1, 1]);
-        const gammaC = g.op('Reshape', [gamma, chan]);
-        const y = g.op('Add', [g.op('Mul', [xhat, gammaC]), g.op('Reshape', [beta, chan])], {}, node.name);
+        const variance = g.op('Mul', [g.op('ReduceSumSquare', [centered], { axes: axesNHW, keepdims: 1 }), g.scalar(1 / count)]);
+        const flat = g.ints([c]);
+        const zeros = g.tensor(`${node.name}.zeros`, [c], new Float32Array(c));
+        const ones = g.tensor(`${node.name}.ones`, [c], new Float32Array(c).fill(1));
+        const y = g.op('BatchNormalization', [centered, gamma, beta, zeros, g.op('Reshape', [variance, flat])], { epsilon: node.eps }, node.name);
         define(y, shape);
         const m = node.momentum;
-        const flat = g.ints([c]);
         const unbiased = g.op('Mul', [g.op('Reshape', [variance, flat]), g.scalar(count / Math.max(count - 1, 1))]);
         const blend = (old: string, batchStat: string) => g.op('Add', [g.op('Mul', [old, g.scalar(1 - m)]), g.op('Mul', [batchStat, g.scalar(m)])]);
         g.output(`new:${node.name}.running_mean`, blend(runMean, g.op('Reshape', [mean, flat])), [c]);
         g.output(`new:${node.name}.running_var`, blend(runVar, unbiased), [c]);
         tape.push({ out: y, run: (dy) => {
+          // dx = gamma rstd (dy - mean(dy) - xhat mean(dy xhat)) = a dy + b centred + shift, per channel.
           const axes = g.ints(axesNHW);
+          const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.scalar(node.eps)])])]);
           const dbeta = g.op('ReduceSum', [dy, axes], { keepdims: 1 });
-          const dgamma = g.op('ReduceSum', [g.op('Mul', [dy, xhat]), axes], { keepdims: 1 });
+          const dgamma = g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [dy, centered]), axes], { keepdims: 1 }), rstd]);
           paramGrads.set(`${node.name}.bias`, g.op('Reshape', [dbeta, flat]));
           paramGrads.set(`${node.name}.weight`, g.op('Reshape', [dgamma, flat]));
-          const inv = g.scalar(1 / count);
-          const inner = g.op('Sub', [g.op('Sub', [dy, g.op('Mul', [dbeta, inv])]), g.op('Mul', [xhat, g.op('Mul', [dgamma, inv])])]);
-          addGrad(x, g.op('Mul', [inner, g.op('Mul', [gammaC, rstd])]));
+          const a = g.op('Mul', [g.op('Reshape', [gamma, g.ints([1, c, 1, 1])]), rstd]);
+          const inv = g.scalar(-1 / count);
+          const b = g.op('Reshape', [g.op('Mul', [g.op('Mul', [a, rstd]), g.op('Mul', [dgamma, inv])]), flat]);
+          const shift = g.op('Reshape', [g.op('Mul', [a, g.op('Mul', [dbeta, inv])]), flat]);
+          const fromCentered = g.op('BatchNormalization', [centered, b, shift, zeros, ones], { epsilon: 0 });
+          addGrad(x, g.op('Add', [g.op('Mul', [dy, a]), fromCentered]));
         } });
         break;
       }
