@@ -3,6 +3,8 @@
  * `node dist/bench/train-step-worker.js <engine> <model> <repeats> [threads]`. Prints one JSON line on stdout.
  * A step is TrainingEngine.step (train/engine.ts) on a Gen-0 batch of 64 random images: the 4 rotations make
  * 256, masks are drawn, the step graph or tfjs ops run forward + loss + backward, and SGD updates the weights.
+ * SKD_BENCH_MICRO_BATCH (default auto) is the engine's micro-batch setting; the line reports the size used, and
+ * for the ORT engine its memory estimate beside the RSS before the engine was built (what calibrates the estimate).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -11,6 +13,7 @@ import { initWeights, SeededStream } from '../models/init.js';
 import { conv4Spec, resnet12Spec, type ModelSpec } from '../models/spec.js';
 import { selectBackend } from '../models/tfjs-backend.js';
 import { createEngine } from '../train/create-engine.js';
+import { OrtEngine } from '../train/ort/engine.js';
 import type { EngineName } from '../train/engine.js';
 import { trainGen0 } from '../train/gen0.js';
 
@@ -50,10 +53,17 @@ async function main(): Promise<void> {
   const threads = threadsText ? Number(threadsText) : availableParallelism();
   const spec = make();
   const backend = await selectBackend('wasm', { threads, log: () => undefined });
+  const weights = initWeights(spec, 1);
+  const micro = process.env.SKD_BENCH_MICRO_BATCH ?? 'auto';
+  const rssBefore = process.memoryUsage().rss;
   const engine = await createEngine({
-    spec, weights: initWeights(spec, 1), batchSize: BATCH, loss: { kind: 'gen0', gamma: 2 },
-    sgd: { momentum: 0.9, weightDecay: 5e-4 }, dropoutSeed: 1, dropBlockCalls: 1000,
-  }, { engine: engineName as EngineName, threads, device: 'cpu' });
+    spec, weights, batchSize: BATCH, loss: { kind: 'gen0', gamma: 2 },
+    sgd: { momentum: 0.9, weightDecay: 5e-4 }, dropoutSeed: 1, dropBlockCalls: 1000, microBatch: micro === 'auto' ? 'auto' : Number(micro),
+  }, { engine: engineName as EngineName, threads, device: 'cpu', log: (line) => process.stderr.write(`  ${line}\n`) });
+  const memory = engine instanceof OrtEngine ? {
+    estimated_step_mib: Math.round(engine.memory.estimatedBytes / 2 ** 20), whole_batch_estimate_mib: Math.round(engine.memory.wholeBatchBytes / 2 ** 20),
+    usable_mib: Math.round(engine.memory.availableBytes / 2 ** 20),
+  } : {};
   const rng = new SeededStream(3, 0);
   const s = spec.imageSize;
   const pixels = Float32Array.from({ length: BATCH * s * s * 3 }, () => 2 * rng.next() - 1);
@@ -75,7 +85,10 @@ async function main(): Promise<void> {
   }
   await engine.dispose();
   const engineDescription = engineName === 'tfjs' ? `tfjs ${backend.description}` : `onnxruntime-node CPU EP, ${threads} intra-op threads`;
-  process.stdout.write(JSON.stringify({ wall, cpu, peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024), engine: engineDescription }) + '\n');
+  process.stdout.write(JSON.stringify({
+    wall, cpu, peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024), engine: engineDescription,
+    micro_batch: engine.microBatch, rss_before_engine_mib: Math.round(rssBefore / 2 ** 20), ...memory,
+  }) + '\n');
 }
 
 main().catch((err: unknown) => {

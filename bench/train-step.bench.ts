@@ -5,7 +5,8 @@
  * Environment: SKD_BENCH_MODELS (comma list of conv4, resnet12-16-40-80-160, resnet12, resnet12-84px),
  * SKD_BENCH_ENGINES (comma list of ort, tfjs, torch; default all three; torch when `python3 -c "import torch"` works), SKD_BENCH_REPEATS (timed steps after one
  * warm-up; default 2), SKD_BENCH_THREADS (default: all cores, for every engine), SKD_BENCH_TFJS_84=1 to also time
- * tfjs at 84x84 (minutes per step), SKD_BENCH_LOOP_STEPS (steps of the end-to-end loop figure; default 4, 0 = off).
+ * tfjs at 84x84 (minutes per step), SKD_BENCH_LOOP_STEPS (steps of the end-to-end loop figure; default 4, 0 = off),
+ * SKD_BENCH_MICRO_BATCH (images per micro-batch of the ORT steps; default auto: the whole batch where it fits in memory).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -24,7 +25,7 @@ const root = join(here, '..', '..');
 const MODELS = ['conv4', 'resnet12-16-40-80-160', 'resnet12', 'resnet12-84px'];
 const ROTATED = 256;
 
-interface Run { wall: number[]; cpu: number[]; peak_rss_mib: number; engine: string }
+interface Run { wall: number[]; cpu: number[]; peak_rss_mib: number; engine: string; micro_batch?: number; [memory: string]: unknown }
 
 function list(name: string, fallback: string[]): string[] {
   const v = process.env[name];
@@ -57,6 +58,8 @@ function summary(r: Run): Record<string, unknown> {
   return {
     images_per_s: +(ROTATED / best).toFixed(2), step_s_min: +best.toFixed(2), step_s_all: r.wall.map((t) => +t.toFixed(2)),
     cpu_s_min: +Math.min(...r.cpu).toFixed(2), peak_rss_mib: r.peak_rss_mib, engine: r.engine,
+    // Images per micro-batch (64 = the whole batch in one step) and the ORT engine's memory estimate.
+    ...Object.fromEntries(Object.entries(r).filter(([k]) => k === 'micro_batch' || k.endsWith('_mib') && k !== 'peak_rss_mib')),
   };
 }
 

@@ -34,6 +34,8 @@ export interface DemoOptions {
   engine?: EngineName;
   device?: TrainDevice;
   threads?: number;
+  /** Images per micro-batch of a training step (train/ort/micro-batch.ts); unset = auto. */
+  microBatch?: number;
   seed?: number;
   /** Training progress (a TTY bar or one line per epoch). */
   hooks: TrainHooks;
@@ -69,6 +71,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     recipe: 'toy' as const, dataset: 'toy' as const, model: size.model, widths: size.widths, imageSize: 32,
     imagesPerClass: size.imagesPerClass, batchSize: size.batchSize, seed, toySeed: seed, out: train, valEvery: size.valEvery,
     valEpisodes: size.valEpisodes, maxStepsPerEpoch: size.maxStepsPerEpoch, engine, device: opts.device, threads: opts.threads,
+    microBatch: opts.microBatch,
   };
 
   log(`[1/4] Gen-0: ${size.model} ${size.widths.join('-')} on toy (${size.imagesPerClass} images/class, 64 train classes), ${size.gen0Epochs} epochs`);

@@ -7,6 +7,7 @@ import { paddingForSize, datasetImageSize, type DatasetName } from '../data/data
 import { FEW_SHOT_PROTOCOL } from '../data/protocol.js';
 import { TOY_IMAGES_PER_CLASS } from '../data/toy.js';
 import { conv4Spec, resnet12Spec, type ModelSpec } from '../models/spec.js';
+import { checkMicroBatch } from './ort/micro-batch.js';
 
 export const RECIPE_NAMES = ['CIFAR-FS', 'FC100', 'miniImageNet', 'tieredImageNet', 'toy'] as const;
 export type RecipeName = (typeof RECIPE_NAMES)[number];
@@ -32,6 +33,11 @@ export interface TrainConfig {
   lrDecayEpochs: number[];
   learningRate: number;
   batchSize: number;
+  /**
+   * Images per micro-batch, a divisor of batchSize (the ONNX Runtime engine accumulates gradients over the
+   * micro-batches of a step); unset = auto. Checkpoints record the size the steps used.
+   */
+  microBatch?: number;
   /** Weight of the self-supervised term (Gen-0: BCE on rotations; Gen-1: the x/x180 distance). */
   gamma: number;
   momentum: number;
@@ -108,6 +114,7 @@ export function resolveConfig(generation: 0 | 1, opts: TrainOptions): { config: 
     lrDecayEpochs: opts.lrDecayEpochs ?? entry.lrDecayEpochs,
     learningRate: opts.learningRate ?? entry.learningRate,
     batchSize: opts.batchSize ?? 64,
+    ...(opts.microBatch !== undefined ? { microBatch: opts.microBatch } : {}),
     gamma: opts.gamma ?? entry.gamma,
     momentum: opts.momentum ?? 0.9,
     weightDecay: opts.weightDecay ?? 5e-4,
@@ -147,6 +154,7 @@ export function validateConfig(c: TrainConfig): void {
   for (const w of c.widths) checkInt('each width', w, 1);
   checkInt('--epochs', c.epochs, 1);
   checkInt('--batch_size', c.batchSize, 1);
+  if (c.microBatch !== undefined) checkMicroBatch(c.microBatch, c.batchSize);
   checkInt('--seed', c.seed, 0);
   checkInt('--image-size', c.imageSize, 8);
   checkInt('--generations', c.generations, 1);

@@ -13,6 +13,10 @@ export async function createEngine(setup: EngineSetup, options: EngineOptions = 
   const name = options.engine ?? DEFAULT_ENGINE;
   if (!ENGINE_NAMES.includes(name)) throw new UserError(`unknown engine '${String(name)}': expected one of ${ENGINE_NAMES.join(', ')}`);
   if (name === 'tfjs') {
+    const m = setup.microBatch ?? 'auto';
+    if (m !== 'auto' && m !== setup.batchSize) {
+      throw new UserError(`--micro-batch ${m}: the tfjs engine steps whole batches; use --engine ort to accumulate gradients over micro-batches, or --micro-batch auto`);
+    }
     await registerGradients();
     return new TfjsEngine(setup);
   }

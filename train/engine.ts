@@ -50,6 +50,8 @@ export interface TrainingEngine {
   readonly dropoutSeed: number;
   /** Training forward passes so far (drives the DropBlock schedule and the mask seeds). */
   readonly dropBlockCalls: number;
+  /** Images per micro-batch of a step (the batch size when steps are not split; train/ort/micro-batch.ts). */
+  readonly microBatch: number;
   /** One optimiser step on a normalised, augmented NHWC batch [B, H, W, C] with labels [B] at learning rate lr. */
   step(pixels: Float32Array, labels: Int32Array, lr: number): Promise<StepResult>;
   /** Every parameter and running statistic (copies). */
@@ -79,6 +81,12 @@ export interface EngineSetup {
   momentum?: NamedWeights;
   /** Gen-1: the frozen teacher (same spec). */
   teacher?: NamedWeights;
+  /**
+   * Images per micro-batch (a divisor of batchSize): gradients are accumulated over batchSize / microBatch
+   * sub-steps before one SGD update. 'auto' (default): the whole batch unless its step would not fit in memory.
+   * The ONNX Runtime engine only; the tfjs engine steps whole batches.
+   */
+  microBatch?: number | 'auto';
 }
 
 /** How an engine is asked for. */

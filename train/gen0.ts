@@ -9,7 +9,7 @@ import { createEngine } from './create-engine.js';
 import type { EngineOptions } from './engine.js';
 import { runEpochs, validate, type TrainResult } from './loop.js';
 import type { TrainHooks } from './progress.js';
-import { checkpointPathFor, loadTrainData, prepareOutDir, startingPoint } from './setup.js';
+import { checkpointPathFor, loadTrainData, microBatchFor, prepareOutDir, startingPoint } from './setup.js';
 
 export interface RunOptions extends EngineOptions {
   /** Continue the checkpoint in the output folder. */
@@ -30,6 +30,7 @@ export async function trainGen0(options: TrainOptions & RunOptions, hooks: Train
     spec, weights: ckpt ? ckpt.weights : initWeights(spec, config.seed), batchSize: config.batchSize,
     loss: { kind: 'gen0', gamma: config.gamma }, sgd: { momentum: config.momentum, weightDecay: config.weightDecay },
     dropoutSeed: config.seed, dropBlockCalls: ckpt?.dropBlockCalls ?? 0, momentum: ckpt?.optimizer?.momentum,
+    microBatch: microBatchFor(config, ckpt, hooks),
   }, { ...options, log: options.log ?? hooks.log });
   try {
     const args = {

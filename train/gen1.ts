@@ -12,7 +12,7 @@ import { createEngine } from './create-engine.js';
 import type { RunOptions } from './gen0.js';
 import { runEpochs, validate, type TrainResult } from './loop.js';
 import type { TrainHooks } from './progress.js';
-import { checkpointPathFor, loadTrainData, prepareOutDir, startingPoint } from './setup.js';
+import { checkpointPathFor, loadTrainData, microBatchFor, prepareOutDir, startingPoint } from './setup.js';
 import { loadTeacher, type TeacherSource } from './teacher.js';
 import { isDatasetName } from '../data/datasets.js';
 
@@ -75,6 +75,7 @@ export async function trainGen1(options: TrainOptions & RunOptions, hooks: Train
       spec, weights: ckpt ? ckpt.weights : teacherSource.weights, batchSize: config.batchSize,
       loss: { kind: 'gen1', gamma: config.gamma, temperature: config.kdT }, sgd: { momentum: config.momentum, weightDecay: config.weightDecay },
       dropoutSeed: config.seed, dropBlockCalls: ckpt?.dropBlockCalls ?? 0, momentum: ckpt?.optimizer?.momentum, teacher: teacherSource.weights,
+      microBatch: microBatchFor(config, ckpt, hooks),
     }, { ...options, log: options.log ?? hooks.log });
     try {
       const args = {

@@ -82,7 +82,8 @@ async function saveCheckpoint(args: EpochLoopArgs, complete: boolean): Promise<b
     step: state.step,
     rng: state.rng.getState(),
     dropBlockCalls: engine.dropBlockCalls,
-    config: { ...config, dropoutSeed: engine.dropoutSeed },
+    // The micro-batch size the steps used (auto resolved), so that --resume continues with the same one.
+    config: { ...config, dropoutSeed: engine.dropoutSeed, microBatch: engine.microBatch },
     generation: args.generation,
     complete,
     history: state.history,

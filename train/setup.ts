@@ -87,6 +87,20 @@ function configChanges(saved: Record<string, unknown>, now: TrainConfig): string
   return out;
 }
 
+/**
+ * The micro-batch size to ask the engine for: the flag's; else that of the run being resumed, so that a
+ * resumed run equals an uninterrupted one on any machine; else auto.
+ */
+export function microBatchFor(config: TrainConfig, checkpoint: Checkpoint | undefined, hooks: TrainHooks): number | 'auto' {
+  const saved = checkpoint?.config.microBatch;
+  const savedSize = typeof saved === 'number' && Number.isInteger(saved) && saved >= 1 && config.batchSize % saved === 0 ? saved : undefined;
+  if (config.microBatch === undefined) return savedSize ?? 'auto';
+  if (savedSize !== undefined && savedSize !== config.microBatch) {
+    hooks.log?.(`resuming with changed settings (results will differ from an uninterrupted run): microBatch ${savedSize} -> ${config.microBatch}`);
+  }
+  return config.microBatch;
+}
+
 export interface StartingPoint {
   /** The checkpoint being resumed, if any. */
   checkpoint?: Checkpoint;

@@ -95,9 +95,11 @@ export class TfjsEngine implements TrainingEngine {
   readonly teacherModel?: TfModel;
   private readonly sgd: Sgd;
   private readonly run: StepFn;
+  private readonly batchSize: number;
 
   constructor(opts: EngineSetup) {
     this.spec = opts.spec;
+    this.batchSize = opts.batchSize;
     this.model = new TfModel(opts.spec, opts.weights, { dropoutSeed: opts.dropoutSeed });
     this.model.dropBlockCalls = opts.dropBlockCalls ?? 0;
     this.sgd = new Sgd(this.model.trainableVariables(), opts.sgd);
@@ -113,6 +115,7 @@ export class TfjsEngine implements TrainingEngine {
 
   get dropoutSeed(): number { return this.model.dropoutSeed; }
   get dropBlockCalls(): number { return this.model.dropBlockCalls; }
+  get microBatch(): number { return this.batchSize; }
 
   async step(pixels: Float32Array, labels: Int32Array, lr: number): Promise<StepResult> {
     const s = this.spec.imageSize;

@@ -8,8 +8,9 @@ import { ENGINE_NAMES, TRAIN_DEVICES, type EngineName, type TrainDevice } from '
 import { consoleHooks } from '../../train/progress.js';
 import { runDemo, renderTable } from '../../demo/run-demo.js';
 import type { DemoSizeName } from '../../demo/sizes.js';
+import { microBatchOf, microBatchOptions, type MicroBatchArgs } from '../options/micro-batch.js';
 
-interface DemoArgs {
+interface DemoArgs extends MicroBatchArgs {
   out: string;
   quick: boolean;
   size?: DemoSizeName;
@@ -36,7 +37,7 @@ function shown(path: string): string {
 export const demoCommand: CommandModule<object, DemoArgs> = {
   command: 'demo',
   describe: 'Train Gen-0, distil Gen-1, export ONNX and evaluate few-shot on the built-in toy data (offline)',
-  builder: (y) => y
+  builder: (y) => microBatchOptions(y)
     .option('out', { type: 'string', default: 'skd-demo', describe: 'Folder for models, checkpoints, logs and the report' })
     .option('quick', { type: 'boolean', default: false, describe: `A smaller run (about ${DEMO_MINUTES.quick} minutes on 2 CPU cores; the default run takes about ${DEMO_MINUTES.default})` })
     .option('size', { choices: ['default', 'quick', 'tiny'] as const, describe: 'Run size (tiny: a seconds-long smoke run); --quick is --size quick' })
@@ -51,7 +52,9 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     const hooks = consoleHooks();
     const log = (line: string) => process.stderr.write(line + '\n');
     try {
-      const report = await runDemo({ out: a.out, size, backend: a.backend, engine: a.engine, device: a.device, threads: a.threads, seed: a.seed, hooks: { ...hooks, log }, log });
+      const report = await runDemo({
+        out: a.out, size, backend: a.backend, engine: a.engine, device: a.device, threads: a.threads, microBatch: microBatchOf(a), seed: a.seed, hooks: { ...hooks, log }, log,
+      });
       if (a.json) {
         process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       } else {

@@ -11,10 +11,11 @@ import type { TrainResult } from '../../train/loop.js';
 import { consoleHooks } from '../../train/progress.js';
 import { removeTempFiles } from '../../train/setup.js';
 import { episodeOptions, type EpisodeArgs } from '../options/episodes.js';
+import { microBatchOf, microBatchOptions, type MicroBatchArgs } from '../options/micro-batch.js';
 import { numberList, stringList } from '../options/parse.js';
 import { MODEL_NAMES_HELP, modelFromName } from '../options/reference.js';
 
-interface TrainArgs extends Partial<EpisodeArgs> {
+interface TrainArgs extends Partial<EpisodeArgs>, MicroBatchArgs {
   recipe?: RecipeName;
   dataset?: DatasetName;
   'data-root'?: string;
@@ -78,7 +79,7 @@ function commonOptions(y: Argv, generation: 0 | 1): Argv<TrainArgs> {
     .option('val-episodes', { alias: 'val_episodes', type: 'number', describe: 'Episodes per validation (default 100)' })
     .option('max-steps-per-epoch', { alias: 'max_steps_per_epoch', type: 'number', describe: 'Cap steps per epoch (quick runs)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the run\'s result (history, checkpoint path) as JSON on stdout' });
-  return episodeOptions(withCommon, 'validation') as unknown as Argv<TrainArgs>;
+  return episodeOptions(microBatchOptions(withCommon), 'validation') as unknown as Argv<TrainArgs>;
 }
 
 /** --model, and Gen-1's --model_s (student) and --model_t (teacher): one architecture, since the student starts as its teacher. */
@@ -106,6 +107,7 @@ function toOptions(a: TrainArgs): TrainOptions & RunOptions {
     lrDecayEpochs: numberList('lr_decay_epochs', a.lr_decay_epochs),
     learningRate: a.learning_rate,
     batchSize: a.batch_size,
+    microBatch: microBatchOf(a),
     gamma: a.gamma,
     momentum: a.momentum,
     weightDecay: a.weight_decay,

@@ -28,6 +28,8 @@ export interface StepGraph {
   gradients: string[];
   /** Scalar outputs: "loss" and the parts (ce, ss or kd, l2). */
   parts: string[];
+  /** Bytes of the float32 outputs of the network's forward nodes for these rows (what the memory estimate scales). */
+  activationBytes: number;
 }
 
 /** Builds the step graph for a batch of `batch` unrotated images. */
@@ -87,7 +89,12 @@ export function buildStepGraph(spec: ModelSpec, batch: number, loss: StepLoss, l
     g.output(`grad:${p.name}`, grad, p.shape);
     gradients.push(p.name);
   }
-  return { model: g.model(`skd_${spec.arch}_${loss.kind}_step`), rows, params: net.params, running: net.running, masks: net.masks, gradients, parts };
+  let activationBytes = 0;
+  for (const n of spec.nodes) {
+    const shape = net.shape(n.name);
+    if (shape) activationBytes += 4 * shape.reduce((a, b) => a * b, 1);
+  }
+  return { model: g.model(`skd_${spec.arch}_${loss.kind}_step`), rows, params: net.params, running: net.running, masks: net.masks, gradients, parts, activationBytes };
 }
 
 /** One-hot rotation targets [4B, 4]: rows k*B .. (k+1)*B - 1 are rotation k. */
