@@ -19,6 +19,7 @@ import { readCheckpoint } from '../train/checkpoint.js';
 import { DEFAULT_ENGINE, type EngineName, type TrainDevice } from '../train/engine.js';
 import { trainGen0 } from '../train/gen0.js';
 import { trainGen1 } from '../train/gen1.js';
+import { checkEngineMicroBatch } from '../train/create-engine.js';
 import type { TrainHooks } from '../train/progress.js';
 import type { EpochRecord } from '../train/types.js';
 import { DEMO_SIZES, type DemoSize, type DemoSizeName } from './sizes.js';
@@ -59,6 +60,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const seed = opts.seed ?? 0;
   const out = resolve(opts.out);
   const log = opts.log;
+  // Refused before anything is written or printed.
+  checkEngineMicroBatch(opts.engine ?? DEFAULT_ENGINE, opts.microBatch, size.batchSize);
   await mkdir(out, { recursive: true });
   const train = join(out, 'train');
   // A previous demo's checkpoints would be resumed or refused; the demo always starts fresh.

@@ -86,6 +86,9 @@ export const RECIPES: Record<RecipeName, Recipe> = {
   toy: { gen0: { epochs: 12, lrDecayEpochs: [10], gamma: 2, learningRate: 0.05 }, gen1: { epochs: 6, lrDecayEpochs: [5], gamma: 0.1, learningRate: 0.001 } },
 };
 
+/** The reference's batch size (both generations). */
+export const DEFAULT_BATCH_SIZE = 64;
+
 /** Settings a user may give; anything left out comes from the recipe, then from the reference's defaults. */
 export type TrainOptions = Partial<TrainConfig> & { recipe?: RecipeName; out: string };
 
@@ -113,7 +116,7 @@ export function resolveConfig(generation: 0 | 1, opts: TrainOptions): { config: 
     epochs: opts.epochs ?? entry.epochs,
     lrDecayEpochs: opts.lrDecayEpochs ?? entry.lrDecayEpochs,
     learningRate: opts.learningRate ?? entry.learningRate,
-    batchSize: opts.batchSize ?? 64,
+    batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
     ...(opts.microBatch !== undefined ? { microBatch: opts.microBatch } : {}),
     gamma: opts.gamma ?? entry.gamma,
     momentum: opts.momentum ?? 0.9,

@@ -4,7 +4,8 @@ import { DATASET_NAMES, type DatasetName } from '../../data/datasets.js';
 import { UserError } from '../../data/errors.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../../models/tfjs-backend.js';
 import { ENGINE_NAMES, TRAIN_DEVICES, type EngineName, type TrainDevice } from '../../train/engine.js';
-import { RECIPE_NAMES, type RecipeName, type TrainOptions } from '../../train/config.js';
+import { DEFAULT_BATCH_SIZE, RECIPE_NAMES, type RecipeName, type TrainOptions } from '../../train/config.js';
+import { checkEngineMicroBatch } from '../../train/create-engine.js';
 import { trainGen0, type RunOptions } from '../../train/gen0.js';
 import { trainGen1 } from '../../train/gen1.js';
 import type { TrainResult } from '../../train/loop.js';
@@ -151,6 +152,7 @@ async function run(generation: 0 | 1, a: TrainArgs): Promise<void> {
   };
   process.once('SIGINT', onInterrupt);
   try {
+    checkEngineMicroBatch(a.engine, options.microBatch, options.batchSize ?? DEFAULT_BATCH_SIZE);
     // The ORT engine uses TensorFlow.js only for validation and mask draws: its backend line would mislead.
     await selectBackend(a.backend, { threads: a.threads, log: a.engine === 'tfjs' ? hooks.log : () => undefined });
     if (generation === 0) finish([await trainGen0(options, hooks)], a.json);
