@@ -20,6 +20,7 @@ import { blockRows, chooseMicroBatch, resolveMicroBatch } from '../train/ort/mic
 import { nhwcToNchw, rotatedBatch } from '../train/ort/rotate.js';
 import { sgdUpdate } from '../train/ort/sgd.js';
 import { buildStepGraph } from '../train/ort/step-graph.js';
+import { cpuConvLayout } from '../train/ort/conv-layout.js';
 import { relativeError } from './helpers/train-step-fixture.js';
 import { runSkd } from './helpers/run-skd.js';
 
@@ -57,7 +58,8 @@ const copy = (w: NamedWeights): NamedWeights => new Map([...w].map(([k, v]) => [
 async function handStep(setup: EngineSetup, m: number, pixels: Float32Array, labels: Int32Array) {
   const gen0 = setup.loss.kind === 'gen0';
   const turns = gen0 ? [0, 1, 2, 3] as const : [0, 2] as const;
-  const graph = buildStepGraph(spec, m, setup.loss);
+  // The layout the engine uses on the CPU provider.
+  const graph = buildStepGraph(spec, m, setup.loss, await cpuConvLayout());
   const session = await ort.InferenceSession.create(encodeOnnxModel(graph.model));
   const weights = copy(setup.weights);
   const x = nhwcToNchw(pixels, BATCH, S, S, 3);
