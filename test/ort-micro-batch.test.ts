@@ -15,7 +15,7 @@ import type { TrainOptions } from '../train/config.js';
 import { checkEngineMicroBatch, createEngine, type EngineSetup } from '../train/create-engine.js';
 import { countCorrect } from '../train/engine.js';
 import { trainGen0 } from '../train/gen0.js';
-import { stepMask, teacherGraph } from '../train/ort/engine.js';
+import { evalGraph, stepMask } from '../train/ort/engine.js';
 import { blockRows, chooseMicroBatch, resolveMicroBatch } from '../train/ort/micro-batch.js';
 import { nhwcToNchw, rotatedBatch } from '../train/ort/rotate.js';
 import { sgdUpdate } from '../train/ort/sgd.js';
@@ -65,7 +65,7 @@ async function handStep(setup: EngineSetup, m: number, pixels: Float32Array, lab
   const x = nhwcToNchw(pixels, BATCH, S, S, 3);
   let teacherLogits: Float32Array | undefined;
   if (!gen0) {
-    const teacher = await ort.InferenceSession.create(teacherGraph(spec, setup.teacher!));
+    const teacher = await ort.InferenceSession.create(evalGraph(spec, setup.teacher!, 'logits', 'nchw'));
     teacherLogits = (await teacher.run({ images: new ort.Tensor('float32', x, [BATCH, 3, S, S]) })).logits.data as Float32Array;
     await teacher.release();
   }
