@@ -23,7 +23,7 @@ import { UserError } from '../../data/errors.js';
  * Peak step memory over forward-activation bytes, from the train-step bench's worker on 2 threads (peak RSS
  * minus the RSS before the engine was built, over StepGraph.activationBytes): on 256 rows at 32x32, ResNet-12
  * 16-40-80-160 1110 / 385 MiB = 2.88 and the full ResNet-12 4077 / 1542 MiB = 2.64; the full ResNet-12 at
- * 84x84 in micro-batches of 32 (128 rows) 14856 / 5270 MiB = 2.82. Rounded up.
+ * 84x84 in micro-batches of 32 (128 rows) 14199 / 5270 MiB = 2.69. Rounded up.
  */
 export const STEP_MEMORY_FACTOR = 3;
 /** Share of the free memory a step may plan to use: the rest is for the OS, other processes and fragmentation. */
