@@ -10,22 +10,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initWeights, SeededStream } from '../models/init.js';
-import { conv4Spec, resnet12Spec, type ModelSpec } from '../models/spec.js';
 import { selectBackend } from '../models/tfjs-backend.js';
 import { createEngine } from '../train/create-engine.js';
 import { OrtEngine } from '../train/ort/engine.js';
 import type { EngineName } from '../train/engine.js';
 import { trainGen0 } from '../train/gen0.js';
-
-export const BATCH = 64;
-const CLASSES = 64;
-
-export const BENCH_MODELS: Record<string, () => ModelSpec> = {
-  conv4: () => conv4Spec({ numClasses: CLASSES }),
-  'resnet12-16-40-80-160': () => resnet12Spec({ widths: [16, 40, 80, 160], numClasses: CLASSES }),
-  resnet12: () => resnet12Spec({ numClasses: CLASSES }),
-  'resnet12-84px': () => resnet12Spec({ numClasses: CLASSES, imageSize: 84 }),
-};
+import { BATCH, BENCH_MODELS, CLASSES } from './train-step-models.js';
 
 /** The real loop (trainGen0 on the toy set: augmentation, batching, the step, checkpoint), one short epoch. */
 async function loop(engineName: EngineName, model: string, steps: number, threads: number): Promise<void> {

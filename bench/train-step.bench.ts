@@ -12,6 +12,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { trainingStepFlops } from './step-flops.js';
+import { BATCH, BENCH_MODELS } from './train-step-models.js';
 
 export const describe =
   'Gen-0 step: 64 images -> 256 with the 4 rotations; train-mode forward, CE + 2 * BCE, backward, SGD (momentum 0.9, wd 5e-4). ' +
@@ -22,8 +24,8 @@ export const describe =
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
-const MODELS = ['conv4', 'resnet12-16-40-80-160', 'resnet12', 'resnet12-84px'];
-const ROTATED = 256;
+const MODELS = Object.keys(BENCH_MODELS);
+const ROTATED = 4 * BATCH;
 
 interface Run { wall: number[]; cpu: number[]; peak_rss_mib: number; engine: string; micro_batch?: number; [memory: string]: unknown }
 
@@ -53,10 +55,12 @@ function runChild(cmd: string, args: string[]): Run | { error: string } {
   return JSON.parse(line) as Run;
 }
 
-function summary(r: Run): Record<string, unknown> {
+/** `flops`: the step's convolution and linear-layer work (bench/step-flops.ts), for the achieved GFLOP/s. */
+function summary(r: Run, flops: number): Record<string, unknown> {
   const best = Math.min(...r.wall);
   return {
     images_per_s: +(ROTATED / best).toFixed(2), step_s_min: +best.toFixed(2), step_s_all: r.wall.map((t) => +t.toFixed(2)),
+    gflop_per_s: +(flops / best / 1e9).toFixed(1),
     cpu_s_min: +Math.min(...r.cpu).toFixed(2), peak_rss_mib: r.peak_rss_mib, engine: r.engine,
     // Images per micro-batch (64 = the whole batch in one step) and the ORT engine's memory estimate.
     ...Object.fromEntries(Object.entries(r).filter(([k]) => k === 'micro_batch' || k.endsWith('_mib') && k !== 'peak_rss_mib')),
@@ -72,8 +76,11 @@ export async function run(): Promise<Record<string, unknown>> {
   const threads = String(Number(process.env.SKD_BENCH_THREADS ?? availableParallelism()));
   const worker = join(here, 'train-step-worker.js');
   const results: Record<string, Record<string, unknown>> = {};
+  const unknown = models.filter((m) => !BENCH_MODELS[m]);
+  if (unknown.length > 0) throw new Error(`unknown SKD_BENCH_MODELS ${unknown.join(', ')}: expected some of ${MODELS.join(', ')}`);
   for (const model of models) {
-    const perEngine: Record<string, unknown> = {};
+    const flops = trainingStepFlops(BENCH_MODELS[model](), ROTATED);
+    const perEngine: Record<string, unknown> = { step_gflop: +(flops / 1e9).toFixed(1) };
     const runs: Record<string, Run> = {};
     for (const engine of engines) {
       if (engine === 'tfjs' && model === 'resnet12-84px' && !process.env.SKD_BENCH_TFJS_84) continue;
@@ -84,7 +91,7 @@ export async function run(): Promise<Record<string, unknown>> {
       if ('error' in r) perEngine[engine] = r;
       else {
         runs[engine] = r;
-        perEngine[engine] = summary(r);
+        perEngine[engine] = summary(r, flops);
       }
     }
     const ratio = (a: string, b: string, key: 'wall' | 'cpu') =>
@@ -107,5 +114,5 @@ export async function run(): Promise<Record<string, unknown>> {
       loop[engine] = line.startsWith('{') ? JSON.parse(line) : { error: `exit ${r.status}` };
     }
   }
-  return { batch: 64, images_per_step: ROTATED, threads: Number(threads), torch_available: torch, results, loop_resnet12_16_40_80_160: loop };
+  return { batch: BATCH, images_per_step: ROTATED, threads: Number(threads), torch_available: torch, results, loop_resnet12_16_40_80_160: loop };
 }

@@ -110,9 +110,9 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
             const xp = p > 0 ? g.op('Pad', [xt, g.ints([0, 0, p, p, 0, 0, p, p])]) : xt;
             const taps: string[] = [];
             for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) {
-              const tap = g.op('Slice', [xp, g.ints([a, b]), g.ints([a + ho, b + wo]), g.ints([2, 3])]);
+              const tap = g.op('Slice', [xp, g.ints([a, b]), g.ints([a + ho, b + wo]), g.ints([2, 3])], {}, `${node.name}.tap${a}${b}`);
               const rows = g.op('Reshape', [tap, g.ints([ci, n * ho * wo])]);
-              taps.push(g.op('Unsqueeze', [g.op('Gemm', [dyRows, rows], { transB: 1 }), g.ints([2])]));
+              taps.push(g.op('Unsqueeze', [g.op('Gemm', [dyRows, rows], { transB: 1 }, `grad/${node.name}.weight.tap${a}${b}`), g.ints([2])]));
             }
             dw = g.op('Reshape', [g.op('Concat', taps, { axis: 2 }), g.ints([co, ci, k, k])], {}, `grad/${node.name}.weight`);
           }
@@ -123,7 +123,7 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
           const wt = g.op('Transpose', [weight], { perm: [1, 0, 2, 3] });
           const flipped = k === 1 ? wt : g.op('Slice', [wt, g.ints([-1, -1]), g.ints([-(2 ** 31), -(2 ** 31)]), g.ints([2, 3]), g.ints([-1, -1])]);
           const q = k - 1 - p;
-          addGrad(x, convolution(g, layout, dy, flipped, undefined, { inChannels: co, outChannels: ci, kernel: k, padding: q }));
+          addGrad(x, convolution(g, layout, dy, flipped, undefined, { inChannels: co, outChannels: ci, kernel: k, padding: q }, `input-grad/${node.name}`));
         } });
         break;
       }
