@@ -12,6 +12,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stealMeter } from './cpu-steal.js';
 import { trainingStepFlops } from './step-flops.js';
 import { BATCH, BENCH_MODELS } from './train-step-models.js';
 
@@ -19,7 +20,7 @@ export const describe =
   'Gen-0 step: 64 images -> 256 with the 4 rotations; train-mode forward, CE + 2 * BCE, backward, SGD (momentum 0.9, wd 5e-4). ' +
   'ort = skd\'s ONNX Runtime step graphs (CPU EP); tfjs = skd\'s TensorFlow.js engine (wasm, threaded); torch = the reference networks in PyTorch ' +
   '(bench/torch_models.py), all on the same cores with the same thread count. images_per_s counts the 256 rotated images per step (min wall time); ' +
-  'cpu_s is process CPU time per step (user + system), the steadier figure on a shared machine. loop: trainGen0 on the toy set through the real loop ' +
+  'cpu_s is process CPU time per step (user + system), the steadier figure on a shared machine; steal_pct is the host\'s share of the CPU time during the run. gflop_per_s is the step\'s convolution and linear work (3 x forward) over the best wall time. loop: trainGen0 on the toy set through the real loop ' +
   '(augmentation, batching, checkpoint), base images per second as the progress line reports it.';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -27,7 +28,7 @@ const root = join(here, '..', '..');
 const MODELS = Object.keys(BENCH_MODELS);
 const ROTATED = 4 * BATCH;
 
-interface Run { wall: number[]; cpu: number[]; peak_rss_mib: number; engine: string; micro_batch?: number; [memory: string]: unknown }
+interface Run { wall: number[]; cpu: number[]; peak_rss_mib: number; engine: string; micro_batch?: number; steal_pct?: number; [memory: string]: unknown }
 
 function list(name: string, fallback: string[]): string[] {
   const v = process.env[name];
@@ -49,10 +50,11 @@ function pythonWithTorch(): string | undefined {
 }
 
 function runChild(cmd: string, args: string[]): Run | { error: string } {
+  const steal = stealMeter();
   const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
   const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
   if (r.status !== 0 || !line.startsWith('{')) return { error: `exit ${r.status ?? r.signal}` };
-  return JSON.parse(line) as Run;
+  return { ...(JSON.parse(line) as Run), steal_pct: steal() };
 }
 
 /** `flops`: the step's convolution and linear-layer work (bench/step-flops.ts), for the achieved GFLOP/s. */
@@ -62,6 +64,8 @@ function summary(r: Run, flops: number): Record<string, unknown> {
     images_per_s: +(ROTATED / best).toFixed(2), step_s_min: +best.toFixed(2), step_s_all: r.wall.map((t) => +t.toFixed(2)),
     gflop_per_s: +(flops / best / 1e9).toFixed(1),
     cpu_s_min: +Math.min(...r.cpu).toFixed(2), peak_rss_mib: r.peak_rss_mib, engine: r.engine,
+    // CPU time the host gave to other guests during the run (bench/cpu-steal.ts): large values mean noisy timings.
+    steal_pct: r.steal_pct,
     // Images per micro-batch (64 = the whole batch in one step) and the ORT engine's memory estimate.
     ...Object.fromEntries(Object.entries(r).filter(([k]) => k === 'micro_batch' || k.endsWith('_mib') && k !== 'peak_rss_mib')),
   };
