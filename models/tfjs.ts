@@ -16,7 +16,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { conv2d } from './conv-grad.js';
 import { specParameters, type ModelSpec, type NamedWeights, type SpecNode } from './spec.js';
-import { batchNormTraining, dropBlockKeepRate, trainingMask } from './tfjs-ops.js';
+import { dropBlockKeepRate, trainingMask } from './masks.js';
+import { batchNormTraining } from './tfjs-ops.js';
 import { convBnAct, leakyReluForward, leakyReluFused } from './fused.js';
 import { backboneSupported, backboneTrain, type BackboneContext } from './backbone-op.js';
 
@@ -100,7 +101,8 @@ export class TfModel {
   }
 
   private dropMask(node: Extract<SpecNode, { op: 'dropout' | 'dropblock' }>, index: number, shape: number[]): tf.Tensor | null {
-    return trainingMask(node, index, shape, this.dropoutSeed, this.dropBlockCalls);
+    const mask = trainingMask(node, index, shape, this.dropoutSeed, this.dropBlockCalls);
+    return mask ? tf.tensor(mask, shape) : null;
   }
 
   private planFusion(): void {

@@ -5,7 +5,7 @@ import { selectBackend } from '../models/tfjs-backend.js';
 import { resnet12Spec } from '../models/spec.js';
 import { TfModel } from '../models/tfjs.js';
 import { initWeights } from '../models/init.js';
-import { blockMaskFromSeeds, dropBlockGamma, dropBlockKeepRate, dropBlockMask, dropoutMask } from '../models/tfjs-ops.js';
+import { blockKeepMask, dropBlockGamma, dropBlockKeepRate, dropBlockMask, dropoutMask } from '../models/masks.js';
 
 await selectBackend('wasm', { log: () => {} });
 
@@ -20,41 +20,41 @@ test('DropBlock keep-rate schedule and gamma follow the reference formulas', () 
   assert.ok(Math.abs(dropBlockGamma(0.95, 5, 10) - (0.05 / 25) * (100 / 36)) < 1e-12);
 });
 
-/** The reference's _compute_block_mask, index by index, on an NHWC seed array. */
-function referenceBlockMask(seeds: Float32Array, [n, hs, ws, c]: number[], bs: number): Float32Array {
-  const h = hs + bs - 1;
-  const w = ws + bs - 1;
-  const out = new Float32Array(n * h * w * c).fill(1);
-  for (let b = 0; b < n; b++) for (let i = 0; i < hs; i++) for (let j = 0; j < ws; j++) for (let ch = 0; ch < c; ch++) {
-    if (seeds[((b * hs + i) * ws + j) * c + ch] !== 1) continue;
-    for (let di = 0; di < bs; di++) for (let dj = 0; dj < bs; dj++) out[((b * h + i + di) * w + j + dj) * c + ch] = 0;
-  }
-  return out;
+/** The reference's _compute_block_mask another way: 1 - max-pool (bs x bs, stride 1) of the seeds zero-padded by bs - 1. */
+function maxPoolBlockMask(seeds: Float32Array, shape: number[], bs: number): Float32Array {
+  return tf.tidy(() => {
+    const p = bs - 1;
+    const padded = tf.pad(tf.tensor4d(seeds, shape as [number, number, number, number]), [[0, 0], [p, p], [p, p], [0, 0]]) as tf.Tensor4D;
+    return tf.sub(1, tf.maxPool(padded, bs, 1, 'valid')).dataSync() as Float32Array;
+  });
 }
 
 test('block mask dilates each seed to a bs x bs block as the reference does', () => {
   for (const bs of [2, 3, 5]) {
     const shape = [2, 7, 6, 3];
     const seeds = Float32Array.from({ length: 2 * 7 * 6 * 3 }, (_, i) => ((i * 2654435761) % 97) < 9 ? 1 : 0);
-    const got = tf.tidy(() => blockMaskFromSeeds(tf.tensor4d(seeds, shape as [number, number, number, number]), bs).dataSync());
-    assert.deepEqual(Array.from(got), Array.from(referenceBlockMask(seeds, shape, bs)), `bs ${bs}`);
+    assert.deepEqual(Array.from(blockKeepMask(seeds, shape, bs)), Array.from(maxPoolBlockMask(seeds, shape, bs)), `bs ${bs}`);
   }
 });
 
 test('dropout and DropBlock masks: values, rescaling, determinism by seed', () => {
-  tf.tidy(() => {
-    const m = dropoutMask([4000], 0.1, 5).dataSync();
+  {
+    const m = dropoutMask([4000], 0.1, 5);
     const zeros = m.filter((v) => v === 0).length;
     assert.ok(m.every((v) => v === 0 || Math.abs(v - 1 / 0.9) < 1e-6));
     assert.ok(zeros > 300 && zeros < 500, `zeros ${zeros}`);
-    assert.deepEqual(dropoutMask([50], 0.1, 5).dataSync(), dropoutMask([50], 0.1, 5).dataSync());
-    const block = dropBlockMask([8, 4, 4, 16], 2, 0.9, 3)!;
-    const values = block.dataSync() as Float32Array;
+    assert.deepEqual(dropoutMask([50], 0.1, 5), dropoutMask([50], 0.1, 5));
+    assert.notDeepEqual(dropoutMask([50], 0.1, 5), dropoutMask([50], 0.1, 6));
+    const values = dropBlockMask([8, 4, 4, 16], 2, 0.9, 3)!;
     const sum = values.reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(sum - values.length) < 1e-2, 'rescaled so that the mean is 1');
     assert.ok(values.some((v) => v === 0));
     assert.equal(dropBlockMask([8, 4, 4, 16], 2, 1, 3), null, 'keep rate 1 drops nothing');
-  });
+    // Seeds at rate gamma: the share of dropped positions is close to what the keep rate asks for.
+    const wide = dropBlockMask([64, 8, 8, 32], 3, 0.9, 11)!;
+    const dropped = wide.filter((v) => v === 0).length / wide.length;
+    assert.ok(dropped > 0.07 && dropped < 0.11, `dropped ${dropped}`);
+  }
 });
 
 test('dropout and DropBlock act in training mode only; masks follow (seed, call count) for resumption', () => {

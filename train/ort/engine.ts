@@ -1,8 +1,9 @@
 /**
  * The ONNX Runtime training engine: one session runs the step graph (step-graph.ts: forward, loss, reverse
  * pass), SGD updates Float32Arrays in PyTorch layout (sgd.ts), and for Gen-1 a second session runs the
- * frozen teacher (the exporter's evaluation graph). Masks come from the TensorFlow.js engine's seeded
- * generator (models/tfjs-ops.ts trainingMask), so both engines draw the same dropout and DropBlock masks.
+ * frozen teacher (the exporter's evaluation graph). Masks come from models/masks.ts, the seeded generator
+ * the TensorFlow.js engine uses too, so both engines draw the same dropout and DropBlock masks; this engine
+ * does not load TensorFlow.js.
  *
  * Weights, momentum and running statistics live in JavaScript memory between steps and are handed to the
  * session as input tensors without a copy on CPU. On CUDA or WebGPU they are copied to the device for each
@@ -12,10 +13,9 @@
  * A batch whose step would not fit in memory is split into micro-batches whose gradients are averaged before
  * the one SGD update (micro-batch.ts says when, and what changes: batch-norm statistics per micro-batch).
  */
-import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
 import { buildOnnxGraph } from '../../export/graph.js';
-import { trainingMask } from '../../models/tfjs-ops.js';
+import { trainingMask } from '../../models/masks.js';
 import type { FeatureSource } from '../../infer/evaluate.js';
 import { specParameters, type ModelSpec, type NamedWeights } from '../../models/spec.js';
 import { encodeOnnxModel } from '../../proto/codec.js';
@@ -50,12 +50,6 @@ function copyWeights(w: NamedWeights): NamedWeights {
   return new Map([...w].map(([k, v]) => [k, { data: Float32Array.from(v.data), shape: [...v.shape] }]));
 }
 
-/** A TensorFlow.js backend for the masks and validation, when the caller has not chosen one. */
-async function ensureTfBackend(): Promise<void> {
-  await import('@tensorflow/tfjs-backend-cpu');
-  await tf.ready();
-}
-
 export class OrtEngine implements TrainingEngine {
   readonly name = 'ort' as const;
   readonly spec: ModelSpec;
@@ -84,7 +78,6 @@ export class OrtEngine implements TrainingEngine {
   }
 
   static async create(opts: OrtEngineOptions): Promise<OrtEngine> {
-    await ensureTfBackend();
     const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
     // The estimate reads the network's activation shapes, which do not depend on the convolution layout.
     const bytesPerImage = (STEP_MEMORY_FACTOR * buildStepGraph(opts.spec, opts.batchSize, opts.loss).activationBytes) / opts.batchSize;
@@ -227,7 +220,7 @@ export class OrtEngine implements TrainingEngine {
 /** The NCHW keep mask [n, c, h, w] of a node: drawn in NHWC order as the TensorFlow.js engine draws it, then transposed. */
 export function stepMask(node: StepGraph['masks'][number]['node'], index: number, shape: number[], dropoutSeed: number, calls: number): Float32Array {
   const [n, ch, h, w] = shape;
-  const nhwc = tf.tidy(() => trainingMask(node, index, [n, h, w, ch], dropoutSeed, calls)?.dataSync() as Float32Array | undefined);
+  const nhwc = trainingMask(node, index, [n, h, w, ch], dropoutSeed, calls);
   return nhwc ? nhwcToNchw(nhwc, n, h, w, ch) : new Float32Array(n * ch * h * w).fill(1);
 }
 
