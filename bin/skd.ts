@@ -12,6 +12,7 @@ import { webCommand } from './commands/web.js';
 import { demoCommand } from './commands/demo.js';
 import { reportFailure } from './report-failure.js';
 import { lastFlagWins } from './options/last-flag-wins.js';
+import { packageVersion } from '../export/version.js';
 
 // A reader that goes away (`skd inspect model.onnx | head -3`) ends the command quietly, as other Unix tools do.
 for (const stream of [process.stdout, process.stderr]) {
@@ -40,7 +41,8 @@ try {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version()
+    // Given explicitly: yargs guesses it from the folder above node_modules, and a folder name with a dot defeats that.
+    .version(packageVersion())
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((msg, err) => {
       if (err) throw err;
