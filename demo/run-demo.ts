@@ -68,7 +68,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   await rm(train, { recursive: true, force: true });
 
   const engine = opts.engine ?? DEFAULT_ENGINE;
-  // With the ONNX Runtime engine, TensorFlow.js only validates and draws masks: its backend line would mislead.
+  // With the ONNX Runtime engine, TensorFlow.js only checks the exports against the checkpoints: its backend line would mislead.
   const backend = await selectBackend(opts.backend ?? 'auto', { threads: opts.threads, log: engine === 'tfjs' ? log : () => undefined });
   const common = {
     recipe: 'toy' as const, dataset: 'toy' as const, model: size.model, widths: size.widths, imageSize: 32,
@@ -127,7 +127,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     'report.json': join(out, 'report.json'), 'report.md': join(out, 'report.md'), 'curves.svg': join(out, 'curves.svg'),
   };
   const report: DemoReport = {
-    tool: 'skd', version: packageVersion(), createdAt: new Date().toISOString(), backend: engine === 'tfjs' ? backend.name : `onnxruntime (validation: tfjs ${backend.name})`, quick: size.name === 'quick',
+    tool: 'skd', version: packageVersion(), createdAt: new Date().toISOString(), backend: engine === 'tfjs' ? backend.name : 'onnxruntime', quick: size.name === 'quick',
     config: { size: size.name, seed, ...size, gen0: gen0.config, gen1: gen1.config },
     training: [summarise(0, gen0.history), summarise(1, gen1.history)],
     exportCheck, evaluation, findings: findingsFor(evaluation), artefacts, totalSeconds: (performance.now() - started) / 1000,
