@@ -32,6 +32,31 @@ export interface FeatureSource {
   extract(images: Float32Array, count: number, opts?: { batchSize?: number }): Promise<Float32Array>;
 }
 
+/**
+ * A FeatureSource over a network in memory: `forward` maps `m` normalised NHWC images (size x size x channels
+ * each) to their m x featureDim features, and extract runs it on batches of `batchSize` (default `defaultBatch`,
+ * else all the images at once).
+ */
+export function batchedFeatureSource(
+  size: number, channels: number, featureDim: number, defaultBatch: number | undefined,
+  forward: (images: Float32Array, m: number) => Promise<Float32Array> | Float32Array,
+): FeatureSource {
+  const pixels = size * size * channels;
+  return {
+    featureDim,
+    preprocessing: { size },
+    async extract(images, count, opts) {
+      const batch = opts?.batchSize ?? defaultBatch ?? count;
+      const out = new Float32Array(count * featureDim);
+      for (let start = 0; start < count; start += batch) {
+        const m = Math.min(batch, count - start);
+        out.set(await forward(images.subarray(start * pixels, (start + m) * pixels), m), start * featureDim);
+      }
+      return out;
+    },
+  };
+}
+
 export interface RunningResult { mean: number; halfWidth: number }
 
 export interface EvalOptions {

@@ -9,7 +9,7 @@ import { paddingForSize } from '../data/datasets.js';
 import { classIndex } from '../data/episodes.js';
 import { UserError } from '../data/errors.js';
 import type { ImageSet, Normalization } from '../data/types.js';
-import { evaluateFewShot, type EvalOptions, type FeatureSource } from '../infer/evaluate.js';
+import { batchedFeatureSource, evaluateFewShot, type EvalOptions, type FeatureSource } from '../infer/evaluate.js';
 import type { TfModel } from '../models/tfjs.js';
 import type { ValidationRecord } from './types.js';
 
@@ -36,23 +36,12 @@ export interface ValidationOptions {
  * in NHWC; the feature output in evaluation mode (the evaluator L2-normalises the rows).
  */
 export function modelFeatureSource(model: TfModel, size: number): FeatureSource {
-  const dim = model.spec.featureDim;
-  const pixels = size * size * 3;
-  return {
-    featureDim: dim,
-    preprocessing: { size },
-    async extract(images: Float32Array, count: number, opts?: { batchSize?: number }): Promise<Float32Array> {
-      const batch = opts?.batchSize ?? DEFAULT_BATCH;
-      const out = new Float32Array(count * dim);
-      for (let start = 0; start < count; start += batch) {
-        const m = Math.min(batch, count - start);
-        const feats = tf.tidy(() => model.forward(tf.tensor4d(images.subarray(start * pixels, (start + m) * pixels), [m, size, size, 3]), false).features);
-        out.set(feats.dataSync() as Float32Array, start * dim);
-        feats.dispose();
-      }
-      return out;
-    },
-  };
+  return batchedFeatureSource(size, 3, model.spec.featureDim, DEFAULT_BATCH, (images, m) => {
+    const feats = tf.tidy(() => model.forward(tf.tensor4d(images, [m, size, size, 3]), false).features);
+    const data = feats.dataSync() as Float32Array;
+    feats.dispose();
+    return data;
+  });
 }
 
 /** Queries per class: the asked number, fewer when the smallest val class has too few images. */

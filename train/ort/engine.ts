@@ -16,7 +16,7 @@
 import * as ort from 'onnxruntime-node';
 import { buildOnnxGraph } from '../../export/graph.js';
 import { trainingMask } from '../../models/masks.js';
-import type { FeatureSource } from '../../infer/evaluate.js';
+import { batchedFeatureSource, type FeatureSource } from '../../infer/evaluate.js';
 import { specParameters, type ModelSpec, type NamedWeights } from '../../models/spec.js';
 import { encodeOnnxModel } from '../../proto/codec.js';
 import { countCorrect, NonFiniteLossError, type EngineSetup, type ModelView, NonFiniteTeacherError, type StepResult, type TrainDevice, type TrainingEngine } from '../engine.js';
@@ -187,23 +187,11 @@ export class OrtEngine implements TrainingEngine {
 
   async withFeatureSource<T>(size: number, fn: (source: FeatureSource) => Promise<T>): Promise<T> {
     const session = await ort.InferenceSession.create(evalGraph(this.spec, this.weights, 'features', 'nhwc'), this.sessionOptions);
-    const dim = this.spec.featureDim;
-    const pixels = size * size * this.spec.inputChannels;
-    const source: FeatureSource = {
-      featureDim: dim,
-      preprocessing: { size },
-      async extract(images, count, opts) {
-        const batch = opts?.batchSize ?? count;
-        const out = new Float32Array(count * dim);
-        for (let start = 0; start < count; start += batch) {
-          const m = Math.min(batch, count - start);
-          const input = new ort.Tensor('float32', images.subarray(start * pixels, (start + m) * pixels), [m, size, size, pixels / (size * size)]);
-          const result = await session.run({ [session.inputNames[0]]: input });
-          out.set(result.features.data as Float32Array, start * dim);
-        }
-        return out;
-      },
-    };
+    const c = this.spec.inputChannels;
+    const source = batchedFeatureSource(size, c, this.spec.featureDim, undefined, async (images, m) => {
+      const result = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', images, [m, size, size, c]) });
+      return result.features.data as Float32Array;
+    });
     try {
       return await fn(source);
     } finally {
