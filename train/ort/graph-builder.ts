@@ -71,28 +71,30 @@ export class GraphBuilder {
     return this.opN(opType, input, 1, attrs, outBase, domain)[0];
   }
 
-  /** An int64 vector constant (shapes, axes, slice bounds), shared between uses. */
-  ints(values: number[]): string {
-    const key = `i64:${values.join(',')}`;
+  /** The initializer made by `make` under a fresh name from `base`, once per `key`; later calls reuse it. */
+  private shared(key: string, base: string, make: (name: string) => TensorProtoObject): string {
     let name = this.constants.get(key);
     if (!name) {
-      name = this.fresh(`const/[${values.join(',')}]`);
-      this.initializers.push(int64TensorProto(name, values));
+      name = this.fresh(base);
+      this.initializers.push(make(name));
       this.constants.set(key, name);
     }
     return name;
   }
 
+  /** An int64 vector constant (shapes, axes, slice bounds), shared between uses. */
+  ints(values: number[]): string {
+    return this.shared(`i64:${values.join(',')}`, `const/[${values.join(',')}]`, (name) => int64TensorProto(name, values));
+  }
+
   /** A float scalar constant, shared between uses. */
   scalar(value: number): string {
-    const key = `f32:${value}`;
-    let name = this.constants.get(key);
-    if (!name) {
-      name = this.fresh(`const/${value}`);
-      this.initializers.push(floatTensorProto(name, [], Float32Array.of(value)));
-      this.constants.set(key, name);
-    }
-    return name;
+    return this.shared(`f32:${value}`, `const/${value}`, (name) => floatTensorProto(name, [], Float32Array.of(value)));
+  }
+
+  /** A float vector of `length` copies of `value`, shared between uses. */
+  filled(length: number, value: number): string {
+    return this.shared(`f32x${length}:${value}`, `const/${value}x${length}`, (name) => floatTensorProto(name, [length], new Float32Array(length).fill(value)));
   }
 
   /** A float tensor constant. */

@@ -143,8 +143,8 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
         const centered = g.op('Sub', [x, mean]);
         const variance = g.op('Mul', [g.op('ReduceSumSquare', [centered], { axes: axesNHW, keepdims: 1 }), g.scalar(1 / count)]);
         const flat = g.ints([c]);
-        const zeros = g.tensor(`${node.name}.zeros`, [c], new Float32Array(c));
-        const ones = g.tensor(`${node.name}.ones`, [c], new Float32Array(c).fill(1));
+        const zeros = g.filled(c, 0);
+        const ones = g.filled(c, 1);
         const y = g.op('BatchNormalization', [centered, gamma, beta, zeros, g.op('Reshape', [variance, flat])], { epsilon: node.eps }, node.name);
         define(y, shape);
         const m = node.momentum;
