@@ -68,14 +68,16 @@ function assertSameRun(a: Awaited<ReturnType<typeof threeSteps>>, b: Awaited<Ret
 
 const sgd = { momentum: 0.9, weightDecay: 5e-4 };
 
+// Three steps are compared with the ORT engine's direct convolutions: Winograd's rounding (about 1e-5; checked
+// against PyTorch in ort-step.test.ts) flips enough near-equal max-pool decisions to part the runs by more.
 test('Gen-0: three steps from the same seed end with the same losses and weights on both engines', async () => {
-  const setup: EngineSetup = { spec, weights: initWeights(spec, 5), batchSize: BATCH, loss: { kind: 'gen0', gamma: 2 }, sgd, dropoutSeed: 5, dropBlockCalls: 7000 };
+  const setup: EngineSetup = { spec, weights: initWeights(spec, 5), batchSize: BATCH, loss: { kind: 'gen0', gamma: 2 }, sgd, dropoutSeed: 5, dropBlockCalls: 7000, convolution: 'direct' };
   assertSameRun(await threeSteps('ort', setup), await threeSteps('tfjs', setup));
 });
 
 test('Gen-1: three distillation steps end with the same losses and weights on both engines', async () => {
   const teacher = initWeights(spec, 6);
-  const setup: EngineSetup = { spec, weights: teacher, teacher, batchSize: BATCH, loss: { kind: 'gen1', gamma: 0.1, temperature: 4 }, sgd, dropoutSeed: 2 };
+  const setup: EngineSetup = { spec, weights: teacher, teacher, batchSize: BATCH, loss: { kind: 'gen1', gamma: 0.1, temperature: 4 }, sgd, dropoutSeed: 2, convolution: 'direct' };
   const ort = await threeSteps('ort', setup);
   assertSameRun(ort, await threeSteps('tfjs', setup));
   // The rotation head is outside the Gen-1 loss: neither decayed nor moved.

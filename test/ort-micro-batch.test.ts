@@ -20,7 +20,6 @@ import { blockRows, chooseMicroBatch, resolveMicroBatch } from '../train/ort/mic
 import { nhwcToNchw, rotatedBatch } from '../train/ort/rotate.js';
 import { sgdUpdate } from '../train/ort/sgd.js';
 import { buildStepGraph } from '../train/ort/step-graph.js';
-import { cpuConvLayout } from '../train/ort/conv-layout.js';
 import { relativeError } from './helpers/train-step-fixture.js';
 import { runSkd } from './helpers/run-skd.js';
 
@@ -58,8 +57,7 @@ const copy = (w: NamedWeights): NamedWeights => new Map([...w].map(([k, v]) => [
 async function handStep(setup: EngineSetup, m: number, pixels: Float32Array, labels: Int32Array) {
   const gen0 = setup.loss.kind === 'gen0';
   const turns = gen0 ? [0, 1, 2, 3] as const : [0, 2] as const;
-  // The layout the engine uses on the CPU provider.
-  const graph = buildStepGraph(spec, m, setup.loss, await cpuConvLayout());
+  const graph = buildStepGraph(spec, m, setup.loss);
   const session = await ort.InferenceSession.create(encodeOnnxModel(graph.model));
   const weights = copy(setup.weights);
   const x = nhwcToNchw(pixels, BATCH, S, S, 3);
@@ -70,8 +68,8 @@ async function handStep(setup: EngineSetup, m: number, pixels: Float32Array, lab
     await teacher.release();
   }
   const masks = graph.masks.map((mk) => {
-    const [, c, h, w] = mk.shape;
-    return stepMask(mk.node, mk.index, [turns.length * BATCH, c, h, w], setup.dropoutSeed, CALLS + 1);
+    const [, h, w, c] = mk.shape;
+    return stepMask(mk.node, mk.index, [turns.length * BATCH, h, w, c], setup.dropoutSeed, CALLS + 1);
   });
   const parts = BATCH / m;
   const sums = new Map<string, Float32Array>();

@@ -5,7 +5,8 @@ import * as ort from 'onnxruntime-node';
 import { resnet12Spec } from '../models/spec.js';
 import { encodeOnnxModel } from '../proto/codec.js';
 import { checkOnnxModel } from '../proto/check.js';
-import { cpuConvLayout, PLAIN_CONV, type ConvLayout } from '../train/ort/conv-layout.js';
+import { nchwToNhwc } from '../infer/layout.js';
+import { CONV_ALGORITHMS, type ConvAlgorithm } from '../train/ort/network-graph.js';
 import { buildStepGraph, type StepLoss } from '../train/ort/step-graph.js';
 import { rotatedBatch } from '../train/ort/rotate.js';
 import { sgdUpdate } from '../train/ort/sgd.js';
@@ -13,21 +14,24 @@ import { readTrainStepFixture, relativeError, type TrainStepFixture } from './he
 
 const dir = new URL('./fixtures/train_step/', new URL('../../test/', import.meta.url));
 
-/** The fixture's keep masks rescaled as the reference does (dropout / (1 - p); DropBlock numel / sum). */
+/** The fixture's NCHW keep masks rescaled as the reference does (dropout / (1 - p); DropBlock numel / sum), as NHWC. */
 function scaledMasks(fx: TrainStepFixture): Float32Array[] {
   return fx.masks.map((m, i) => {
-    if (i < 2) return m.data.map((v) => v / 0.9);
     let sum = 0;
     for (const v of m.data) sum += v;
-    return m.data.map((v) => (v * m.data.length) / sum);
+    const scaled = m.data.map((v) => (i < 2 ? v / 0.9 : (v * m.data.length) / sum));
+    const [n, c, h, w] = m.shape;
+    const nhwc = new Float32Array(scaled.length);
+    nchwToNhwc(scaled, nhwc, n, h, w, c);
+    return nhwc;
   });
 }
 
-async function runFixture(fx: TrainStepFixture, loss: StepLoss, layout: ConvLayout) {
+async function runFixture(fx: TrainStepFixture, loss: StepLoss, conv: ConvAlgorithm) {
   const spec = resnet12Spec({ widths: fx.widths, numClasses: fx.numClasses, imageSize: 32 });
   const [b, c, s] = fx.x.shape;
-  const graph = buildStepGraph(spec, b, loss, layout);
-  if (layout.block === 0) assert.deepEqual(checkOnnxModel(graph.model), []);
+  const graph = buildStepGraph(spec, b, loss, conv);
+  assert.deepEqual(checkOnnxModel(graph.model), []);
   const session = await ort.InferenceSession.create(encodeOnnxModel(graph.model), { graphOptimizationLevel: 'all' });
   const feeds: Record<string, ort.Tensor> = {};
   const images = rotatedBatch(fx.x.data, b, c, s, loss.kind === 'gen0' ? [0, 1, 2, 3] : [0, 2]);
@@ -50,16 +54,9 @@ async function runFixture(fx: TrainStepFixture, loss: StepLoss, layout: ConvLayo
 const close = (got: number, want: number, tol: number, what: string) =>
   assert.ok(Math.abs(got - want) <= tol * Math.max(1, Math.abs(want)), `${what}: ${got} vs ${want}`);
 
-/** Plain Conv everywhere, and the blocked-channel convolutions this machine's CPU provider has. */
-const layouts = async (): Promise<[string, ConvLayout][]> => [['plain Conv', PLAIN_CONV], [`NCHWc block ${(await cpuConvLayout()).block}`, await cpuConvLayout()]];
-
-test('this x86-64 machine has the NCHWc kernels, so the blocked path is the one tested beside plain Conv', async () => {
-  assert.ok([8, 16].includes((await cpuConvLayout()).block));
-});
-
-for (const [what, layout] of await layouts()) test(`Gen-0 step graph (${what}): loss, gradients, running statistics and SGD match PyTorch`, async () => {
+for (const conv of CONV_ALGORITHMS) test(`Gen-0 step graph (${conv} convolutions): loss, gradients, running statistics and SGD match PyTorch`, async () => {
   const fx = readTrainStepFixture(new URL('gen0_resnet12_w8-16-32-64.json', dir).pathname);
-  const { graph, out } = await runFixture(fx, { kind: 'gen0', gamma: 2 }, layout);
+  const { graph, out } = await runFixture(fx, { kind: 'gen0', gamma: 2 }, conv);
   close(out.loss.data[0] as number, fx.scalars.loss, 1e-5, 'loss');
   close(out.ce.data[0] as number, fx.scalars.ce, 1e-5, 'ce');
   close(out.ss.data[0] as number, fx.scalars.bce, 1e-5, 'bce');
@@ -79,9 +76,9 @@ for (const [what, layout] of await layouts()) test(`Gen-0 step graph (${what}): 
   }
 });
 
-for (const [what, layout] of await layouts()) test(`Gen-1 step graph (${what}): KD + L2 loss and the student gradients match PyTorch`, async () => {
+for (const conv of CONV_ALGORITHMS) test(`Gen-1 step graph (${conv} convolutions): KD + L2 loss and the student gradients match PyTorch`, async () => {
   const fx = readTrainStepFixture(new URL('gen1_resnet12_w8-16-32-64.json', dir).pathname);
-  const { graph, out } = await runFixture(fx, { kind: 'gen1', gamma: 0.1, temperature: 2 }, layout);
+  const { graph, out } = await runFixture(fx, { kind: 'gen1', gamma: 0.1, temperature: 2 }, conv);
   close(out.loss.data[0] as number, fx.scalars.loss, 1e-5, 'loss');
   close(out.kd.data[0] as number, fx.scalars.kd, 1e-5, 'kd');
   close(out.l2.data[0] as number, fx.scalars.l2, 1e-5, 'l2');

@@ -3,6 +3,7 @@
  * ONNX Runtime graphs that skd builds (train/ort/) and TensorFlow.js (tfjs-engine.ts). Weights cross it in
  * PyTorch layout (models/spec.ts), so checkpoints are the same whichever engine wrote them.
  */
+import type { ConvAlgorithm } from './ort/network-graph.js';
 import type { NamedWeights, ModelSpec } from '../models/spec.js';
 import type { SgdOptions } from './ort/sgd.js';
 import type { StepLoss } from './ort/step-graph.js';
@@ -87,6 +88,11 @@ export interface EngineSetup {
    * The ONNX Runtime engine only; the tfjs engine steps whole batches.
    */
   microBatch?: number | 'auto';
+  /**
+   * The ONNX Runtime engine's 3x3 convolutions: 'winograd' (default; within about 1e-5 of a direct
+   * convolution) or 'direct' (a direct convolution's rounding, slower). The tfjs engine convolves directly.
+   */
+  convolution?: ConvAlgorithm;
 }
 
 /** How an engine is asked for. */

@@ -26,7 +26,6 @@ import { nhwcToNchw, rotatedBatch } from './rotate.js';
 import { sgdUpdate } from './sgd.js';
 import { blockRows, resolveMicroBatch, STEP_MEMORY_FACTOR, usableBytes } from './micro-batch.js';
 import { buildStepGraph, type StepGraph } from './step-graph.js';
-import { cpuConvLayout, PLAIN_CONV } from './conv-layout.js';
 import { TRAIN_OPSET } from './graph-builder.js';
 
 export interface OrtEngineOptions extends EngineSetup {
@@ -79,15 +78,13 @@ export class OrtEngine implements TrainingEngine {
 
   static async create(opts: OrtEngineOptions): Promise<OrtEngine> {
     const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
-    // The estimate reads the network's activation shapes, which do not depend on the convolution layout.
-    const bytesPerImage = (STEP_MEMORY_FACTOR * buildStepGraph(opts.spec, opts.batchSize, opts.loss).activationBytes) / opts.batchSize;
+    const bytesPerImage = (STEP_MEMORY_FACTOR * buildStepGraph(opts.spec, opts.batchSize, opts.loss, opts.convolution).activationBytes) / opts.batchSize;
     const available = usableBytes();
     const choice = resolveMicroBatch(opts.microBatch ?? 'auto', opts.batchSize, bytesPerImage, available);
     if (choice.note) log(choice.note);
     const teacherBytes = opts.teacher ? evalGraph(opts.spec, opts.teacher, 'logits', 'nchw') : undefined;
     const { value, provider } = await onDevice(opts.device ?? 'auto', opts.threads, log, async (sessionOpts, provider) => {
-      // The blocked-channel convolutions are CPU kernels; other providers get plain Conv.
-      const graph = buildStepGraph(opts.spec, choice.size, opts.loss, provider === 'cpu' ? await cpuConvLayout() : PLAIN_CONV);
+      const graph = buildStepGraph(opts.spec, choice.size, opts.loss, opts.convolution);
       const step = await ort.InferenceSession.create(encodeOnnxModel(graph.model), sessionOpts);
       const teacher = teacherBytes ? await ort.InferenceSession.create(teacherBytes, sessionOpts) : undefined;
       return { graph, step, teacher, sessionOpts };
@@ -205,11 +202,9 @@ export class OrtEngine implements TrainingEngine {
   }
 }
 
-/** The NCHW keep mask [n, c, h, w] of a node: drawn in NHWC order as the TensorFlow.js engine draws it, then transposed. */
+/** The NHWC keep mask [n, h, w, c] of a node, as the TensorFlow.js engine draws it (all ones when it drops nothing). */
 export function stepMask(node: StepGraph['masks'][number]['node'], index: number, shape: number[], dropoutSeed: number, calls: number): Float32Array {
-  const [n, ch, h, w] = shape;
-  const nhwc = trainingMask(node, index, [n, h, w, ch], dropoutSeed, calls);
-  return nhwc ? nhwcToNchw(nhwc, n, h, w, ch) : new Float32Array(n * ch * h * w).fill(1);
+  return trainingMask(node, index, shape, dropoutSeed, calls) ?? new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(1);
 }
 
 /** The exporter's graph of a network in evaluation mode (batch-norm folded), with one output. */

@@ -42,7 +42,6 @@ export class GraphBuilder {
   private readonly constants = new Map<string, string>();
   private readonly used = new Set<string>();
   private counter = 0;
-  private readonly domains = new Set<string>();
 
   /** A value name not used before, derived from `base`. */
   fresh(base: string): string {
@@ -58,17 +57,11 @@ export class GraphBuilder {
   }
 
   /** One node with `outputs` outputs. */
-  opN(opType: string, input: string[], outputs: number, attrs: Attr = {}, outBase = opType, domain = ''): string[] {
+  opN(opType: string, input: string[], outputs: number, attrs: Attr = {}, outBase = opType): string[] {
     const output = Array.from({ length: outputs }, (_, i) => this.fresh(i === 0 ? outBase : `${outBase}:${i}`));
     const attribute = attributes(attrs);
-    if (domain) this.domains.add(domain);
-    this.nodes.push({ opType, name: this.fresh(`node/${output[0]}`), input, output, ...(attribute.length ? { attribute } : {}), ...(domain ? { domain } : {}) });
+    this.nodes.push({ opType, name: this.fresh(`node/${output[0]}`), input, output, ...(attribute.length ? { attribute } : {}) });
     return output;
-  }
-
-  /** One node of an operator set other than the standard one (version 1 of `domain`). */
-  opIn(domain: string, opType: string, input: string[], attrs: Attr = {}, outBase = opType): string {
-    return this.opN(opType, input, 1, attrs, outBase, domain)[0];
   }
 
   /** The initializer made by `make` under a fresh name from `base`, once per `key`; later calls reuse it. */
@@ -122,7 +115,7 @@ export class GraphBuilder {
   model(graphName: string): ModelProtoObject {
     return {
       irVersion: IR_VERSION,
-      opsetImport: [{ domain: '', version: TRAIN_OPSET }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
+      opsetImport: [{ domain: '', version: TRAIN_OPSET }],
       producerName: 'skd',
       graph: { name: graphName, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
     };

@@ -1,21 +1,30 @@
 /**
- * A ModelSpec in training mode as ONNX (NCHW, PyTorch-layout parameters as graph inputs), with its reverse
- * pass written from standard ops:
+ * A ModelSpec in training mode as ONNX, with its reverse pass written from standard ops. Images come in NCHW
+ * and parameters in PyTorch's layouts; inside, activations are laid out [H, W, N, C], where every
+ * convolution, batch-norm and pool reads contiguous channel rows:
  *
- * - conv: input gradient = Conv of dY with the kernel transposed (in <-> out) and flipped in both spatial
- *   axes; filter gradient = the input transposed to [Ci, N, H, W] and padded once, then per tap a Slice and one
- *   Gemm of dY [Co, N*H*W] against it; bias gradient = sum of dY.
+ * - 3x3 convolutions are Winograd F(4x4, 3x3) (winograd.ts) or direct (direct-conv.ts), forward and
+ *   reverse; 1x1 convolutions are matrix products.
  * - batch-norm: batch statistics (biased variance) and PyTorch's running update (momentum, unbiased variance);
  *   the usual closed-form gradient.
  * - an activation followed by a 2x2 max-pool runs pool-first (exact for a non-decreasing activation, and the
- *   argmax is the same), and the pool's gradient scatters dY through MaxPool's Indices output.
- * - dropout and DropBlock multiply by keep masks that are graph inputs (already rescaled), drawn by the
+ *   argmax is the same); the pool's gradient goes to each window's first maximum (max-pool.ts).
+ * - dropout and DropBlock multiply by keep masks that are graph inputs (NHWC, already rescaled), drawn by the
  *   caller from the same seeded generators as the TensorFlow.js engine.
  */
 import { neededNodes } from '../../export/graph.js';
 import type { ModelSpec, SpecNode } from '../../models/spec.js';
-import { convolution, type ConvLayout } from './conv-layout.js';
 import type { GraphBuilder } from './graph-builder.js';
+import { maxPool2x2 } from './max-pool.js';
+import { directConv, directFilterGrad, directInputGrad } from './direct-conv.js';
+import { winogradConv, winogradFilterGrad, winogradInputGrad, type ConvDims } from './winograd.js';
+
+/**
+ * How 3x3 convolutions are computed: Winograd F(4x4, 3x3) (about 1e-5 of the largest value from a direct
+ * convolution), or directly, one matrix product per tap (about 1e-7; slower).
+ */
+export type ConvAlgorithm = 'winograd' | 'direct';
+export const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['winograd', 'direct'];
 
 type Node<K extends SpecNode['op']> = Extract<SpecNode, { op: K }>;
 
@@ -25,7 +34,7 @@ export interface MaskInput {
   node: Node<'dropout' | 'dropblock'>;
   /** Index of the node in spec.nodes (what the mask seed mixes in). */
   index: number;
-  /** NCHW */
+  /** NHWC, the layout the caller feeds it in */
   shape: number[];
 }
 
@@ -37,6 +46,7 @@ export interface NetworkGraph {
   masks: MaskInput[];
   /** ONNX value of each spec node's output. */
   value: (node: string) => string;
+  /** A node's output shape as NCHW (or [N, F]), whatever the layout inside the graph. */
   shape: (node: string) => number[];
   /** Adds a gradient contribution for a spec node's output. */
   seedGradient: (node: string, grad: string) => void;
@@ -46,16 +56,18 @@ export interface NetworkGraph {
 
 const inputsOf = (n: SpecNode): string[] => (n.op === 'add' ? [...n.inputs] : [n.input]);
 
-export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: number, outputs: string[], layout: ConvLayout): NetworkGraph {
+export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: number, outputs: string[], conv: ConvAlgorithm): NetworkGraph {
   const needed = neededNodes(spec, outputs);
   const uses = new Map<string, number>();
   for (const n of spec.nodes) if (needed.has(n.name)) for (const i of inputsOf(n)) uses.set(i, (uses.get(i) ?? 0) + 1);
   for (const o of outputs) uses.set(o, (uses.get(o) ?? 0) + 1);
   const values = new Map<string, string>();
   const shapes = new Map<string, number[]>();
-  const images = g.input(spec.input, [batch, spec.inputChannels, spec.imageSize, spec.imageSize]);
+  const size = spec.imageSize;
+  const input = g.input(spec.input, [batch, spec.inputChannels, size, size]);
+  const images = g.op('Transpose', [input], { perm: [2, 3, 0, 1] });
   values.set(spec.input, images);
-  shapes.set(spec.input, [batch, spec.inputChannels, spec.imageSize, spec.imageSize]);
+  shapes.set(spec.input, [batch, spec.inputChannels, size, size]);
   const params: NetworkGraph['params'] = [];
   const running: NetworkGraph['running'] = [];
   const masks: MaskInput[] = [];
@@ -76,7 +88,8 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
     if (v === undefined) throw new Error(`model spec uses '${name}' before it is defined`);
     return v;
   };
-  const axesNHW = [0, 2, 3];
+  /** [H, W, N, C] of an NCHW shape */
+  const inside = ([n, c, h, w]: number[]) => [h, w, n, c];
   const absorbed = new Set<string>();
 
   spec.nodes.forEach((node, index) => {
@@ -87,85 +100,87 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
     };
     switch (node.op) {
       case 'conv2d': {
-        if (node.stride !== 1) throw new Error(`the ONNX Runtime engine supports stride-1 convolutions only ('${node.name}' has stride ${node.stride})`);
-        const x = read(node.input);
-        const [n, ci, h, w] = shapes.get(node.input)!;
         const k = node.kernel;
         const p = node.padding;
-        const ho = h + 2 * p - k + 1;
-        const wo = w + 2 * p - k + 1;
+        if (node.stride !== 1 || !((k === 3 && p === 1) || (k === 1 && p === 0))) {
+          throw new Error(`the ONNX Runtime engine supports stride-1 convolutions of 3x3 with padding 1 and 1x1 without ('${node.name}' is ${k}x${k}, stride ${node.stride}, padding ${p})`);
+        }
+        const x = read(node.input);
+        const [n, ci, h, w] = shapes.get(node.input)!;
         const co = node.outChannels;
         const weight = param(`${node.name}.weight`, [co, ci, k, k]);
         const bias = node.bias ? param(`${node.name}.bias`, [co]) : undefined;
-        const y = convolution(g, layout, x, weight, bias, { inChannels: ci, outChannels: co, kernel: k, padding: p }, node.name);
-        define(y, [n, co, ho, wo]);
+        const dims: ConvDims = { h, w, n, inChannels: ci, outChannels: co };
+        const rows = g.ints([h * w * n, ci]);
+        const matrix = k === 1 ? g.op('Reshape', [weight, g.ints([co, ci])]) : '';
+        const outName = bias ? undefined : node.name;
+        const winograd = k === 3 && conv === 'winograd' ? winogradConv(g, x, weight, dims, outName) : undefined;
+        const product = winograd?.y ?? (k === 3
+          ? directConv(g, x, weight, dims, outName)
+          : g.op('Reshape', [g.op('Gemm', [g.op('Reshape', [x, rows]), matrix], { transB: 1 }), g.ints([h, w, n, co])], {}, outName));
+        const y = bias ? g.op('Add', [product, bias], {}, node.name) : product;
+        define(y, [n, co, h, w]);
         tape.push({ out: y, run: (dy) => {
-          // Filter gradient: taps of the padded input against dY, one Gemm each.
-          const dyRows = g.op('Reshape', [g.op('Transpose', [dy], { perm: [1, 0, 2, 3] }), g.ints([co, n * ho * wo])]);
-          const xt = g.op('Transpose', [x], { perm: [1, 0, 2, 3] });
-          let dw: string;
-          if (k === 1 && p === 0) {
-            dw = g.op('Reshape', [g.op('Gemm', [dyRows, g.op('Reshape', [xt, g.ints([ci, n * h * w])])], { transB: 1 }), g.ints([co, ci, 1, 1])]);
-          } else {
-            const xp = p > 0 ? g.op('Pad', [xt, g.ints([0, 0, p, p, 0, 0, p, p])]) : xt;
-            const taps: string[] = [];
-            for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) {
-              const tap = g.op('Slice', [xp, g.ints([a, b]), g.ints([a + ho, b + wo]), g.ints([2, 3])], {}, `${node.name}.tap${a}${b}`);
-              const rows = g.op('Reshape', [tap, g.ints([ci, n * ho * wo])]);
-              taps.push(g.op('Unsqueeze', [g.op('Gemm', [dyRows, rows], { transB: 1 }, `grad/${node.name}.weight.tap${a}${b}`), g.ints([2])]));
-            }
-            dw = g.op('Reshape', [g.op('Concat', taps, { axis: 2 }), g.ints([co, ci, k, k])], {}, `grad/${node.name}.weight`);
-          }
-          paramGrads.set(`${node.name}.weight`, dw);
-          if (bias) paramGrads.set(`${node.name}.bias`, g.op('ReduceSum', [dy, g.ints(axesNHW)], { keepdims: 0 }));
+          const dyRows = g.ints([h * w * n, co]);
+          const gradName = `grad/${node.name}.weight`;
+          paramGrads.set(`${node.name}.weight`, winograd
+            ? winogradFilterGrad(g, winograd.tiles, dy, dims, gradName)
+            : k === 3
+              ? directFilterGrad(g, x, dy, dims, gradName)
+              : g.op('Reshape', [g.op('Gemm', [g.op('Reshape', [dy, dyRows]), g.op('Reshape', [x, rows])], { transA: 1 }), g.ints([co, ci, 1, 1])], {}, gradName));
+          if (bias) paramGrads.set(`${node.name}.bias`, g.op('ReduceSum', [dy, g.ints([0, 1, 2])], { keepdims: 0 }));
           if (x === images) return;
-          // Input gradient: a convolution of dY with the transposed, flipped kernel.
-          const wt = g.op('Transpose', [weight], { perm: [1, 0, 2, 3] });
-          const flipped = k === 1 ? wt : g.op('Slice', [wt, g.ints([-1, -1]), g.ints([-(2 ** 31), -(2 ** 31)]), g.ints([2, 3]), g.ints([-1, -1])]);
-          const q = k - 1 - p;
-          addGrad(x, convolution(g, layout, dy, flipped, undefined, { inChannels: co, outChannels: ci, kernel: k, padding: q }, `input-grad/${node.name}`));
+          const inputGrad = `input-grad/${node.name}`;
+          addGrad(x, k === 1
+            ? g.op('Reshape', [g.op('MatMul', [g.op('Reshape', [dy, dyRows]), matrix]), g.ints([h, w, n, ci])], {}, inputGrad)
+            : (winograd ? winogradInputGrad : directInputGrad)(g, dy, weight, dims, inputGrad));
         } });
         break;
       }
       case 'batchnorm': {
-        // Only the centred input is kept for the reverse pass; both directions end in BatchNormalization's
-        // one-pass per-channel affine (inference form, fed the batch's variance, or unit variance and eps 0).
-        const x = read(node.input);
+        // On [H W N, C] rows. Only the centred input is kept for the reverse pass; both directions end in
+        // BatchNormalization's one-pass per-channel affine (inference form, fed the batch's variance, or unit
+        // variance and eps 0).
         const shape = shapes.get(node.input)!;
         const [n, c, h, w] = shape;
         const count = n * h * w;
+        const x = g.op('Reshape', [read(node.input), g.ints([count, c])]);
         const gamma = param(`${node.name}.weight`, [c]);
         const beta = param(`${node.name}.bias`, [c]);
         const runMean = g.input(`${node.name}.running_mean`, [c]);
         const runVar = g.input(`${node.name}.running_var`, [c]);
         running.push({ name: `${node.name}.running_mean`, shape: [c] }, { name: `${node.name}.running_var`, shape: [c] });
-        const mean = g.op('ReduceMean', [x], { axes: axesNHW, keepdims: 1 });
+        const rowAxis = [0];
+        const mean = g.op('ReduceMean', [x], { axes: rowAxis, keepdims: 1 });
         const centered = g.op('Sub', [x, mean]);
-        const variance = g.op('Mul', [g.op('ReduceSumSquare', [centered], { axes: axesNHW, keepdims: 1 }), g.scalar(1 / count)]);
+        const variance = g.op('Mul', [g.op('ReduceSumSquare', [centered], { axes: rowAxis, keepdims: 1 }), g.scalar(1 / count)]);
         const flat = g.ints([c]);
         const zeros = g.filled(c, 0);
         const ones = g.filled(c, 1);
-        const y = g.op('BatchNormalization', [centered, gamma, beta, zeros, g.op('Reshape', [variance, flat])], { epsilon: node.eps }, node.name);
+        const back = g.ints(inside(shape));
+        const normalized = g.op('BatchNormalization', [centered, gamma, beta, zeros, g.op('Reshape', [variance, flat])], { epsilon: node.eps });
+        const y = g.op('Reshape', [normalized, back], {}, node.name);
         define(y, shape);
         const m = node.momentum;
         const unbiased = g.op('Mul', [g.op('Reshape', [variance, flat]), g.scalar(count / Math.max(count - 1, 1))]);
         const blend = (old: string, batchStat: string) => g.op('Add', [g.op('Mul', [old, g.scalar(1 - m)]), g.op('Mul', [batchStat, g.scalar(m)])]);
         g.output(`new:${node.name}.running_mean`, blend(runMean, g.op('Reshape', [mean, flat])), [c]);
         g.output(`new:${node.name}.running_var`, blend(runVar, unbiased), [c]);
-        tape.push({ out: y, run: (dy) => {
+        tape.push({ out: y, run: (dyIn) => {
           // dx = gamma rstd (dy - mean(dy) - xhat mean(dy xhat)) = a dy + b centred + shift, per channel.
-          const axes = g.ints(axesNHW);
+          const dy = g.op('Reshape', [dyIn, g.ints([count, c])]);
+          const axes = g.ints(rowAxis);
           const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.scalar(node.eps)])])]);
           const dbeta = g.op('ReduceSum', [dy, axes], { keepdims: 1 });
           const dgamma = g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [dy, centered]), axes], { keepdims: 1 }), rstd]);
           paramGrads.set(`${node.name}.bias`, g.op('Reshape', [dbeta, flat]));
           paramGrads.set(`${node.name}.weight`, g.op('Reshape', [dgamma, flat]));
-          const a = g.op('Mul', [g.op('Reshape', [gamma, g.ints([1, c, 1, 1])]), rstd]);
+          const a = g.op('Mul', [gamma, rstd]);
           const inv = g.scalar(-1 / count);
           const b = g.op('Reshape', [g.op('Mul', [g.op('Mul', [a, rstd]), g.op('Mul', [dgamma, inv])]), flat]);
           const shift = g.op('Reshape', [g.op('Mul', [a, g.op('Mul', [dbeta, inv])]), flat]);
           const fromCentered = g.op('BatchNormalization', [centered, b, shift, zeros, ones], { epsilon: 0 });
-          addGrad(x, g.op('Add', [g.op('Mul', [dy, a]), fromCentered]));
+          addGrad(read(node.input), g.op('Reshape', [g.op('Add', [g.op('Mul', [dy, a]), fromCentered]), back]));
         } });
         break;
       }
@@ -179,21 +194,12 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
         const x = read(node.input);
         const shape = shapes.get(node.input)!;
         if (pool && pool.op === 'maxpool') {
-          const [n, c, h, w] = shape;
-          const [pooled, indices] = g.opN('MaxPool', [x], 2, { kernel_shape: [pool.size, pool.size], strides: [pool.stride, pool.stride] }, `${pool.name}.pre`);
-          const ho = Math.floor((h - pool.size) / pool.stride) + 1;
-          const wo = Math.floor((w - pool.size) / pool.stride) + 1;
-          const y = activate(pooled, pool.name);
+          const pooled = maxPool(pool, x, shape, `${pool.name}.pre`);
+          const y = activate(pooled.y, pool.name);
           values.set(pool.name, y);
-          shapes.set(pool.name, [n, c, ho, wo]);
+          shapes.set(pool.name, pooled.shape);
           absorbed.add(pool.name);
-          tape.push({ out: y, run: (dy) => {
-            const dPooled = activationGrad(pooled, dy);
-            const total = n * c * h * w;
-            const zeros = g.op('ConstantOfShape', [g.ints([total])]);
-            const scattered = g.op('ScatterElements', [zeros, g.op('Reshape', [indices, g.ints([-1])]), g.op('Reshape', [dPooled, g.ints([-1])])], { axis: 0 });
-            addGrad(x, g.op('Reshape', [scattered, g.ints(shape)]));
-          } });
+          tape.push({ out: y, run: (dy) => addGrad(x, pooled.grad(activationGrad(pooled.y, dy))) });
         } else {
           const y = activate(x, node.name);
           define(y, shape);
@@ -203,15 +209,9 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
       }
       case 'maxpool': {
         const x = read(node.input);
-        const shape = shapes.get(node.input)!;
-        const [n, c, h, w] = shape;
-        const [y, indices] = g.opN('MaxPool', [x], 2, { kernel_shape: [node.size, node.size], strides: [node.stride, node.stride] }, node.name);
-        define(y, [n, c, Math.floor((h - node.size) / node.stride) + 1, Math.floor((w - node.size) / node.stride) + 1]);
-        tape.push({ out: y, run: (dy) => {
-          const zeros = g.op('ConstantOfShape', [g.ints([n * c * h * w])]);
-          const scattered = g.op('ScatterElements', [zeros, g.op('Reshape', [indices, g.ints([-1])]), g.op('Reshape', [dy, g.ints([-1])])], { axis: 0 });
-          addGrad(x, g.op('Reshape', [scattered, g.ints(shape)]));
-        } });
+        const pooled = maxPool(node, x, shapes.get(node.input)!, node.name);
+        define(pooled.y, pooled.shape);
+        tape.push({ out: pooled.y, run: (dy) => addGrad(x, pooled.grad(dy)) });
         break;
       }
       case 'add': {
@@ -225,22 +225,24 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
       case 'dropblock': {
         const x = read(node.input);
         const shape = shapes.get(node.input)!;
-        const mask = g.input(`mask:${node.name}`, shape);
-        masks.push({ name: mask, node, index, shape });
-        const y = g.op('Mul', [x, mask], {}, node.name);
+        const [n, c, h, w] = shape;
+        const mask = g.input(`mask:${node.name}`, [n, h, w, c]);
+        masks.push({ name: mask, node, index, shape: [n, h, w, c] });
+        const keep = g.op('Transpose', [mask], { perm: [1, 2, 0, 3] });
+        const y = g.op('Mul', [x, keep], {}, node.name);
         define(y, shape);
-        tape.push({ out: y, run: (dy) => addGrad(x, g.op('Mul', [dy, mask])) });
+        tape.push({ out: y, run: (dy) => addGrad(x, g.op('Mul', [dy, keep])) });
         break;
       }
       case 'globalavgpool': {
         const x = read(node.input);
         const shape = shapes.get(node.input)!;
         const [n, c, h, w] = shape;
-        const y = g.op('Flatten', [g.op('GlobalAveragePool', [x])], { axis: 1 }, node.name);
+        const y = g.op('ReduceMean', [x], { axes: [0, 1], keepdims: 0 }, node.name);
         define(y, [n, c]);
         tape.push({ out: y, run: (dy) => {
-          const spread = g.op('Reshape', [g.op('Mul', [dy, g.scalar(1 / (h * w))]), g.ints([n, c, 1, 1])]);
-          addGrad(x, g.op('Expand', [spread, g.ints(shape)]));
+          const spread = g.op('Reshape', [g.op('Mul', [dy, g.scalar(1 / (h * w))]), g.ints([1, 1, n, c])]);
+          addGrad(x, g.op('Expand', [spread, g.ints(inside(shape))]));
         } });
         break;
       }
@@ -260,6 +262,12 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
       }
     }
   });
+
+  function maxPool(node: Node<'maxpool'>, x: string, shape: number[], outName: string) {
+    if (node.size !== 2 || node.stride !== 2) throw new Error(`the ONNX Runtime engine supports 2x2 max-pooling with stride 2 only ('${node.name}' is ${node.size}x${node.size}, stride ${node.stride})`);
+    const [n, c, h, w] = shape;
+    return { ...maxPool2x2(g, x, [h, w, n, c], outName), shape: [n, c, Math.floor(h / 2), Math.floor(w / 2)] };
+  }
 
   const gradientOf = (value: string): string | undefined => {
     const list = grads.get(value);

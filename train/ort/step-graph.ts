@@ -9,9 +9,8 @@
  */
 import type { ModelSpec } from '../../models/spec.js';
 import { TensorDataType, type ModelProtoObject } from '../../proto/types.js';
-import { PLAIN_CONV, type ConvLayout } from './conv-layout.js';
 import { GraphBuilder } from './graph-builder.js';
-import { buildNetworkGraph, type MaskInput } from './network-graph.js';
+import { buildNetworkGraph, type ConvAlgorithm, type MaskInput } from './network-graph.js';
 
 export type StepLoss =
   | { kind: 'gen0'; gamma: number }
@@ -33,11 +32,11 @@ export interface StepGraph {
 }
 
 /** Builds the step graph for a batch of `batch` unrotated images. */
-export function buildStepGraph(spec: ModelSpec, batch: number, loss: StepLoss, layout: ConvLayout = PLAIN_CONV): StepGraph {
+export function buildStepGraph(spec: ModelSpec, batch: number, loss: StepLoss, conv: ConvAlgorithm = 'winograd'): StepGraph {
   const g = new GraphBuilder();
   const rows = loss.kind === 'gen0' ? 4 * batch : 2 * batch;
   const outputs = loss.kind === 'gen0' ? [spec.outputs.logits, spec.outputs.rot_logits] : [spec.outputs.logits];
-  const net = buildNetworkGraph(g, spec, rows, outputs, layout);
+  const net = buildNetworkGraph(g, spec, rows, outputs, conv);
   const z = net.value(spec.outputs.logits);
   const classes = net.shape(spec.outputs.logits)[1];
   const sumAll = (v: string) => g.op('ReduceSum', [v], { keepdims: 0 });

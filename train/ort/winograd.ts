@@ -1,0 +1,148 @@
+/**
+ * 3x3, stride-1, padding-1 convolutions of the step graphs as Winograd F(4x4, 3x3) (Lavin and Gray, 2016),
+ * on activations laid out [H, W, N, C]. Each 6x6 input tile (stride 4) and each 3x3 kernel is transformed to
+ * 36 values; the convolution becomes 36 matrix products [T, C] x [C, Co] over T = tiles x images, a quarter of
+ * a direct convolution's multiplications, and the tile transforms are matrix products with the small constant
+ * matrices below. The reverse pass uses the same machinery: the input gradient is the convolution of dY with
+ * the flipped kernel, and the filter gradient is the product of the forward's transformed input with dY's
+ * 4x4 blocks transformed by A, taken back to 3x3 by G.
+ *
+ * In this layout every tile gather and every transpose moves blocks of N*C contiguous floats, which ONNX
+ * Runtime copies quickly; the float32 results differ from a direct convolution by about 1e-5 of the largest
+ * value.
+ */
+import type { GraphBuilder } from './graph-builder.js';
+
+const TILE = 4;
+const ALPHA = TILE + 2;
+const BT = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]];
+const G = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]];
+const AT = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]];
+
+const transpose = (rows: number[][]): number[][] => rows[0].map((_, j) => rows.map((r) => r[j]));
+
+/** K[k][e]: the 9 kernel taps to the 36 transformed values (G g G^T), for the kernel or its 180-degree turn. */
+function kernelTransform(flipped: boolean): number[][] {
+  const rows: number[][] = [];
+  for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) {
+    const [a, b] = flipped ? [2 - i, 2 - j] : [i, j];
+    const row: number[] = [];
+    for (let u = 0; u < ALPHA; u++) for (let v = 0; v < ALPHA; v++) row.push(G[u][a] * G[v][b]);
+    rows.push(row);
+  }
+  return rows;
+}
+
+export interface ConvDims {
+  /** Input (and output) height and width. */
+  h: number;
+  w: number;
+  n: number;
+  inChannels: number;
+  outChannels: number;
+}
+
+/** The graph's constant matrices, made once per graph. */
+class Matrices {
+  private readonly made = new Map<string, string>();
+  constructor(private readonly g: GraphBuilder) {}
+  get(name: 'BT' | 'A' | 'AT' | 'K' | 'KT' | 'Kflip'): string {
+    let value = this.made.get(name);
+    if (!value) {
+      const rows = { BT, A: transpose(AT), AT, K: kernelTransform(false), KT: transpose(kernelTransform(false)), Kflip: kernelTransform(true) }[name];
+      value = this.g.tensor(`winograd/${name}`, [rows.length, rows[0].length], Float32Array.from(rows.flat()));
+      this.made.set(name, value);
+    }
+    return value;
+  }
+}
+
+const matrices = new WeakMap<GraphBuilder, Matrices>();
+const constants = (g: GraphBuilder): Matrices => {
+  let m = matrices.get(g);
+  if (!m) matrices.set(g, (m = new Matrices(g)));
+  return m;
+};
+
+const tilesAlong = (size: number): number => Math.ceil(size / TILE);
+
+/**
+ * Windows of `size` rows and columns every 4 of x [Hx, Wx, N, X], each multiplied by `left` [6, size] on both
+ * sides: [36, tH * tW * N, X] (transformed value, then tile row, tile column, image).
+ */
+function transformTiles(g: GraphBuilder, x: string, left: string, size: number, tH: number, tW: number, nx: number, lastDim: number): string {
+  const windows = (t: number) => g.ints(Array.from({ length: size * t }, (_, i) => (i % t) * TILE + Math.floor(i / t)));
+  const rows = g.op('Gather', [x, windows(tH)], { axis: 0 }); // [size, tH, Wx, NX]
+  const byRows = g.op('MatMul', [left, g.op('Reshape', [rows, g.ints([size, -1])])]); // [6, tH * Wx * NX]
+  const cols = g.op('Gather', [g.op('Reshape', [byRows, g.ints([ALPHA, tH, -1, nx])]), windows(tW)], { axis: 2 }); // [6, tH, size, tW, NX]
+  const both = g.op('MatMul', [left, g.op('Reshape', [cols, g.ints([ALPHA * tH, size, tW * nx])])]); // [6 tH, 6, tW NX]
+  const ordered = g.op('Transpose', [g.op('Reshape', [both, g.ints([ALPHA, tH, ALPHA, tW * nx])])], { perm: [0, 2, 1, 3] });
+  return g.op('Reshape', [ordered, g.ints([ALPHA * ALPHA, -1, lastDim])]);
+}
+
+/** The inverse for products m [36, tH * tW * N, X]: A^T m A per tile, assembled to [h, w, N, X]. */
+function untransformTiles(g: GraphBuilder, m: string, d: ConvDims, x: number, outName?: string): string {
+  const tH = tilesAlong(d.h);
+  const tW = tilesAlong(d.w);
+  const nx = d.n * x;
+  const at = constants(g).get('AT');
+  const byRows = g.op('MatMul', [at, g.op('Reshape', [m, g.ints([ALPHA, -1])])]); // [4(p), 6(v), tH, tW NX]
+  const swapped = g.op('Transpose', [g.op('Reshape', [byRows, g.ints([TILE, ALPHA, tH, tW * nx])])], { perm: [0, 2, 1, 3] });
+  const both = g.op('MatMul', [at, g.op('Reshape', [swapped, g.ints([TILE * tH, ALPHA, tW * nx])])]); // [4 tH, 4(q), tW NX]
+  const image = g.op('Transpose', [g.op('Reshape', [both, g.ints([TILE, tH, TILE, tW, nx])])], { perm: [1, 0, 3, 2, 4] });
+  const full = g.op('Reshape', [image, g.ints([TILE * tH, TILE * tW, d.n, x])], {}, TILE * tH === d.h && TILE * tW === d.w ? outName : undefined);
+  if (TILE * tH === d.h && TILE * tW === d.w) return full;
+  return g.op('Slice', [full, g.ints([0, 0]), g.ints([d.h, d.w]), g.ints([0, 1])], {}, outName);
+}
+
+/** x [h, w, N, X] padded by one on the top and left and to 4t + 2 on the bottom and right (the 6x6 input tiles). */
+function padForTiles(g: GraphBuilder, x: string, d: ConvDims): string {
+  const bottom = TILE * tilesAlong(d.h) + 1 - d.h;
+  const right = TILE * tilesAlong(d.w) + 1 - d.w;
+  return g.op('Pad', [x, g.ints([1, 1, 0, 0, bottom, right, 0, 0])]);
+}
+
+export interface WinogradForward {
+  /** [h, w, N, Co] */
+  y: string;
+  /** The transformed input tiles [36, T, Ci], kept for the filter gradient. */
+  tiles: string;
+}
+
+/** y = conv(x, weight) for x [h, w, N, Ci] and weight [Co, Ci, 3, 3] (PyTorch layout). */
+export function winogradConv(g: GraphBuilder, x: string, weight: string, d: ConvDims, outName?: string): WinogradForward {
+  const { inChannels: ci, outChannels: co, n } = d;
+  const c = constants(g);
+  const tiles = transformTiles(g, padForTiles(g, x, d), c.get('BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), n * ci, ci);
+  // U [36, Ci, Co]: the taps [Ci, 9, Co] (a 2-D transpose of the weight), times K^T, then the 36 outermost.
+  const taps = g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [weight, g.ints([co, ci * 9])])], { perm: [1, 0] }), g.ints([ci, 9, co])]);
+  const u = g.op('Transpose', [g.op('MatMul', [c.get('KT'), taps])], { perm: [1, 0, 2] });
+  const y = untransformTiles(g, g.op('MatMul', [tiles, u]), d, co, outName);
+  return { y, tiles };
+}
+
+/** dX [h, w, N, Ci] of a Winograd convolution: dY [h, w, N, Co] convolved with the flipped, transposed kernel. */
+export function winogradInputGrad(g: GraphBuilder, dy: string, weight: string, d: ConvDims, outName?: string): string {
+  const { inChannels: ci, outChannels: co, n } = d;
+  const c = constants(g);
+  const tiles = transformTiles(g, padForTiles(g, dy, d), c.get('BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), n * co, co);
+  // U' [36, Co, Ci] = (W [Co Ci, 9] x Kflip)^T
+  const u = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [g.op('Reshape', [weight, g.ints([co * ci, 9])]), c.get('Kflip')])], { perm: [1, 0] }), g.ints([ALPHA * ALPHA, co, ci])]);
+  return untransformTiles(g, g.op('MatMul', [tiles, u]), d, ci, outName);
+}
+
+/** dW [Co, Ci, 3, 3] from the forward's transformed tiles and dY [h, w, N, Co]. */
+export function winogradFilterGrad(g: GraphBuilder, tiles: string, dy: string, d: ConvDims, outName?: string): string {
+  const { inChannels: ci, outChannels: co, n } = d;
+  const c = constants(g);
+  const tH = tilesAlong(d.h);
+  const tW = tilesAlong(d.w);
+  const bottom = TILE * tH - d.h;
+  const right = TILE * tW - d.w;
+  const blocks = bottom || right ? g.op('Pad', [dy, g.ints([0, 0, 0, 0, bottom, right, 0, 0])]) : dy;
+  const dm = transformTiles(g, blocks, c.get('A'), TILE, tH, tW, n * co, co); // [36, T, Co]
+  const du = g.op('MatMul', [g.op('Transpose', [tiles], { perm: [0, 2, 1] }), dm]); // [36, Ci, Co]
+  const perTap = g.op('MatMul', [c.get('K'), g.op('Transpose', [du], { perm: [1, 0, 2] })]); // [Ci, 9, Co]
+  const dw = g.op('Transpose', [g.op('Reshape', [perTap, g.ints([ci * 9, co])])], { perm: [1, 0] });
+  return g.op('Reshape', [dw, g.ints([co, ci, 3, 3])], {}, outName);
+}
