@@ -138,9 +138,10 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
         break;
       }
       case 'batchnorm': {
-        // On [H W N, C] rows. Only the centred input is kept for the reverse pass; both directions end in
-        // BatchNormalization's one-pass per-channel affine (inference form, fed the batch's variance, or unit
-        // variance and eps 0).
+        // On [H W N, C] rows, channels last. Column sums are products with a row of ones (much faster in
+        // ONNX Runtime than ReduceSum over the leading axis), and the per-channel affine is Mul and Add
+        // (BatchNormalization's kernel walks a channels-last tensor element by element). Only the centred
+        // input is kept for the reverse pass.
         const shape = shapes.get(node.input)!;
         const [n, c, h, w] = shape;
         const count = n * h * w;
@@ -150,37 +151,33 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
         const runMean = g.input(`${node.name}.running_mean`, [c]);
         const runVar = g.input(`${node.name}.running_var`, [c]);
         running.push({ name: `${node.name}.running_mean`, shape: [c] }, { name: `${node.name}.running_var`, shape: [c] });
-        const rowAxis = [0];
-        const mean = g.op('ReduceMean', [x], { axes: rowAxis, keepdims: 1 });
+        const meanOfRows = (v: string) => g.op('MatMul', [g.filled(count, 1 / count), v]);
+        const sumOfRows = (v: string) => g.op('MatMul', [g.filled(count, 1), v]);
+        const mean = meanOfRows(x);
         const centered = g.op('Sub', [x, mean]);
-        const variance = g.op('Mul', [g.op('ReduceSumSquare', [centered], { axes: rowAxis, keepdims: 1 }), g.scalar(1 / count)]);
-        const flat = g.ints([c]);
-        const zeros = g.filled(c, 0);
-        const ones = g.filled(c, 1);
+        const variance = meanOfRows(g.op('Mul', [centered, centered]));
+        const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.scalar(node.eps)])])]);
+        const scale = g.op('Mul', [gamma, rstd]);
         const back = g.ints(inside(shape));
-        const normalized = g.op('BatchNormalization', [centered, gamma, beta, zeros, g.op('Reshape', [variance, flat])], { epsilon: node.eps });
-        const y = g.op('Reshape', [normalized, back], {}, node.name);
+        const y = g.op('Reshape', [g.op('Add', [g.op('Mul', [centered, scale]), beta]), back], {}, node.name);
         define(y, shape);
         const m = node.momentum;
-        const unbiased = g.op('Mul', [g.op('Reshape', [variance, flat]), g.scalar(count / Math.max(count - 1, 1))]);
+        const unbiased = g.op('Mul', [variance, g.scalar(count / Math.max(count - 1, 1))]);
         const blend = (old: string, batchStat: string) => g.op('Add', [g.op('Mul', [old, g.scalar(1 - m)]), g.op('Mul', [batchStat, g.scalar(m)])]);
-        g.output(`new:${node.name}.running_mean`, blend(runMean, g.op('Reshape', [mean, flat])), [c]);
+        g.output(`new:${node.name}.running_mean`, blend(runMean, mean), [c]);
         g.output(`new:${node.name}.running_var`, blend(runVar, unbiased), [c]);
         tape.push({ out: y, run: (dyIn) => {
-          // dx = gamma rstd (dy - mean(dy) - xhat mean(dy xhat)) = a dy + b centred + shift, per channel.
+          // dx = gamma rstd (dy - mean(dy) - xhat mean(dy xhat)) = scale dy + b centred + shift, per channel.
           const dy = g.op('Reshape', [dyIn, g.ints([count, c])]);
-          const axes = g.ints(rowAxis);
-          const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.scalar(node.eps)])])]);
-          const dbeta = g.op('ReduceSum', [dy, axes], { keepdims: 1 });
-          const dgamma = g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [dy, centered]), axes], { keepdims: 1 }), rstd]);
-          paramGrads.set(`${node.name}.bias`, g.op('Reshape', [dbeta, flat]));
-          paramGrads.set(`${node.name}.weight`, g.op('Reshape', [dgamma, flat]));
-          const a = g.op('Mul', [gamma, rstd]);
+          const dbeta = sumOfRows(dy);
+          const dgamma = g.op('Mul', [sumOfRows(g.op('Mul', [dy, centered])), rstd]);
+          paramGrads.set(`${node.name}.bias`, dbeta);
+          paramGrads.set(`${node.name}.weight`, dgamma);
           const inv = g.scalar(-1 / count);
-          const b = g.op('Reshape', [g.op('Mul', [g.op('Mul', [a, rstd]), g.op('Mul', [dgamma, inv])]), flat]);
-          const shift = g.op('Reshape', [g.op('Mul', [a, g.op('Mul', [dbeta, inv])]), flat]);
-          const fromCentered = g.op('BatchNormalization', [centered, b, shift, zeros, ones], { epsilon: 0 });
-          addGrad(read(node.input), g.op('Reshape', [g.op('Add', [g.op('Mul', [dy, a]), fromCentered]), back]));
+          const b = g.op('Mul', [g.op('Mul', [scale, rstd]), g.op('Mul', [dgamma, inv])]);
+          const shift = g.op('Mul', [scale, g.op('Mul', [dbeta, inv])]);
+          const fromCentered = g.op('Add', [g.op('Mul', [centered, b]), shift]);
+          addGrad(read(node.input), g.op('Reshape', [g.op('Add', [g.op('Mul', [dy, scale]), fromCentered]), back]));
         } });
         break;
       }

@@ -68,32 +68,35 @@ const tilesAlong = (size: number): number => Math.ceil(size / TILE);
 
 /**
  * Windows of `size` rows and columns every 4 of x [Hx, Wx, N, X], each multiplied by `left` [6, size] on both
- * sides: [36, tH * tW * N, X] (transformed value, then tile row, tile column, image).
+ * sides: [6(u), tH, 6(v), tW N, X]. The products below run batched over (u, tile row, v), with the transformed
+ * kernels broadcast over tile rows, so the tiles never need reordering.
  */
-function transformTiles(g: GraphBuilder, x: string, left: string, size: number, tH: number, tW: number, nx: number, lastDim: number): string {
+function transformTiles(g: GraphBuilder, x: string, left: string, size: number, tH: number, tW: number, d: ConvDims, x2: number): string {
+  const nx = d.n * x2;
   const windows = (t: number) => g.ints(Array.from({ length: size * t }, (_, i) => (i % t) * TILE + Math.floor(i / t)));
   const rows = g.op('Gather', [x, windows(tH)], { axis: 0 }); // [size, tH, Wx, NX]
   const byRows = g.op('MatMul', [left, g.op('Reshape', [rows, g.ints([size, -1])])]); // [6, tH * Wx * NX]
   const cols = g.op('Gather', [g.op('Reshape', [byRows, g.ints([ALPHA, tH, -1, nx])]), windows(tW)], { axis: 2 }); // [6, tH, size, tW, NX]
   const both = g.op('MatMul', [left, g.op('Reshape', [cols, g.ints([ALPHA * tH, size, tW * nx])])]); // [6 tH, 6, tW NX]
-  const ordered = g.op('Transpose', [g.op('Reshape', [both, g.ints([ALPHA, tH, ALPHA, tW * nx])])], { perm: [0, 2, 1, 3] });
-  return g.op('Reshape', [ordered, g.ints([ALPHA * ALPHA, -1, lastDim])]);
+  return g.op('Reshape', [both, g.ints([ALPHA, tH, ALPHA, tW * d.n, x2])]);
 }
 
-/** The inverse for products m [36, tH * tW * N, X]: A^T m A per tile, assembled to [h, w, N, X]. */
+/** The inverse for products m [6(u), tH, 6(v), tW N, X]: A^T m A per tile, assembled to [h, w, N, X]. */
 function untransformTiles(g: GraphBuilder, m: string, d: ConvDims, x: number, outName?: string): string {
   const tH = tilesAlong(d.h);
   const tW = tilesAlong(d.w);
   const nx = d.n * x;
   const at = constants(g).get('AT');
-  const byRows = g.op('MatMul', [at, g.op('Reshape', [m, g.ints([ALPHA, -1])])]); // [4(p), 6(v), tH, tW NX]
-  const swapped = g.op('Transpose', [g.op('Reshape', [byRows, g.ints([TILE, ALPHA, tH, tW * nx])])], { perm: [0, 2, 1, 3] });
-  const both = g.op('MatMul', [at, g.op('Reshape', [swapped, g.ints([TILE * tH, ALPHA, tW * nx])])]); // [4 tH, 4(q), tW NX]
+  const byRows = g.op('MatMul', [at, g.op('Reshape', [m, g.ints([ALPHA, -1])])]); // [4(p), tH, 6(v), tW NX]
+  const both = g.op('MatMul', [at, g.op('Reshape', [byRows, g.ints([TILE * tH, ALPHA, tW * nx])])]); // [4 tH, 4(q), tW NX]
   const image = g.op('Transpose', [g.op('Reshape', [both, g.ints([TILE, tH, TILE, tW, nx])])], { perm: [1, 0, 3, 2, 4] });
   const full = g.op('Reshape', [image, g.ints([TILE * tH, TILE * tW, d.n, x])], {}, TILE * tH === d.h && TILE * tW === d.w ? outName : undefined);
   if (TILE * tH === d.h && TILE * tW === d.w) return full;
   return g.op('Slice', [full, g.ints([0, 0]), g.ints([d.h, d.w]), g.ints([0, 1])], {}, outName);
 }
+
+/** Transformed kernels [36, P, Q] as [6, 1, 6, P, Q], broadcast over tile rows. */
+const perTileRow = (g: GraphBuilder, u: string, p: number, q: number) => g.op('Reshape', [u, g.ints([ALPHA, 1, ALPHA, p, q])]);
 
 /** x [h, w, N, X] padded by one on the top and left and to 4t + 2 on the bottom and right (the 6x6 input tiles). */
 function padForTiles(g: GraphBuilder, x: string, d: ConvDims): string {
@@ -105,44 +108,45 @@ function padForTiles(g: GraphBuilder, x: string, d: ConvDims): string {
 export interface WinogradForward {
   /** [h, w, N, Co] */
   y: string;
-  /** The transformed input tiles [36, T, Ci], kept for the filter gradient. */
+  /** The transformed input tiles [6, tH, 6, tW N, Ci], kept for the filter gradient. */
   tiles: string;
 }
 
 /** y = conv(x, weight) for x [h, w, N, Ci] and weight [Co, Ci, 3, 3] (PyTorch layout). */
 export function winogradConv(g: GraphBuilder, x: string, weight: string, d: ConvDims, outName?: string): WinogradForward {
-  const { inChannels: ci, outChannels: co, n } = d;
+  const { inChannels: ci, outChannels: co } = d;
   const c = constants(g);
-  const tiles = transformTiles(g, padForTiles(g, x, d), c.get('BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), n * ci, ci);
+  const tiles = transformTiles(g, padForTiles(g, x, d), c.get('BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), d, ci);
   // U [36, Ci, Co]: the taps [Ci, 9, Co] (a 2-D transpose of the weight), times K^T, then the 36 outermost.
   const taps = g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [weight, g.ints([co, ci * 9])])], { perm: [1, 0] }), g.ints([ci, 9, co])]);
   const u = g.op('Transpose', [g.op('MatMul', [c.get('KT'), taps])], { perm: [1, 0, 2] });
-  const y = untransformTiles(g, g.op('MatMul', [tiles, u]), d, co, outName);
+  const y = untransformTiles(g, g.op('MatMul', [tiles, perTileRow(g, u, ci, co)]), d, co, outName);
   return { y, tiles };
 }
 
 /** dX [h, w, N, Ci] of a Winograd convolution: dY [h, w, N, Co] convolved with the flipped, transposed kernel. */
 export function winogradInputGrad(g: GraphBuilder, dy: string, weight: string, d: ConvDims, outName?: string): string {
-  const { inChannels: ci, outChannels: co, n } = d;
+  const { inChannels: ci, outChannels: co } = d;
   const c = constants(g);
-  const tiles = transformTiles(g, padForTiles(g, dy, d), c.get('BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), n * co, co);
+  const tiles = transformTiles(g, padForTiles(g, dy, d), c.get('BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), d, co);
   // U' [36, Co, Ci] = (W [Co Ci, 9] x Kflip)^T
   const u = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [g.op('Reshape', [weight, g.ints([co * ci, 9])]), c.get('Kflip')])], { perm: [1, 0] }), g.ints([ALPHA * ALPHA, co, ci])]);
-  return untransformTiles(g, g.op('MatMul', [tiles, u]), d, ci, outName);
+  return untransformTiles(g, g.op('MatMul', [tiles, perTileRow(g, u, co, ci)]), d, ci, outName);
 }
 
 /** dW [Co, Ci, 3, 3] from the forward's transformed tiles and dY [h, w, N, Co]. */
 export function winogradFilterGrad(g: GraphBuilder, tiles: string, dy: string, d: ConvDims, outName?: string): string {
-  const { inChannels: ci, outChannels: co, n } = d;
+  const { inChannels: ci, outChannels: co } = d;
   const c = constants(g);
   const tH = tilesAlong(d.h);
   const tW = tilesAlong(d.w);
   const bottom = TILE * tH - d.h;
   const right = TILE * tW - d.w;
   const blocks = bottom || right ? g.op('Pad', [dy, g.ints([0, 0, 0, 0, bottom, right, 0, 0])]) : dy;
-  const dm = transformTiles(g, blocks, c.get('A'), TILE, tH, tW, n * co, co); // [36, T, Co]
-  const du = g.op('MatMul', [g.op('Transpose', [tiles], { perm: [0, 2, 1] }), dm]); // [36, Ci, Co]
-  const perTap = g.op('MatMul', [c.get('K'), g.op('Transpose', [du], { perm: [1, 0, 2] })]); // [Ci, 9, Co]
+  const dm = transformTiles(g, blocks, c.get('A'), TILE, tH, tW, d, co); // [6, tH, 6, tW N, Co]
+  const perRow = g.op('MatMul', [g.op('Transpose', [tiles], { perm: [0, 1, 2, 4, 3] }), dm]); // [6, tH, 6, Ci, Co]
+  const du = tH === 1 ? perRow : g.op('ReduceSum', [perRow, g.ints([1])], { keepdims: 1 });
+  const perTap = g.op('MatMul', [c.get('K'), g.op('Transpose', [g.op('Reshape', [du, g.ints([ALPHA * ALPHA, ci, co])])], { perm: [1, 0, 2] })]); // [Ci, 9, Co]
   const dw = g.op('Transpose', [g.op('Reshape', [perTap, g.ints([ci * 9, co])])], { perm: [1, 0] });
   return g.op('Reshape', [dw, g.ints([co, ci, 3, 3])], {}, outName);
 }
