@@ -46,10 +46,10 @@ export interface ConvDims {
 class Matrices {
   private readonly made = new Map<string, string>();
   constructor(private readonly g: GraphBuilder) {}
-  get(name: 'BT' | 'A' | 'AT' | 'K' | 'KT' | 'Kflip'): string {
+  get(name: 'BT' | 'A' | 'AT' | 'K' | 'KT' | 'KflipT'): string {
     let value = this.made.get(name);
     if (!value) {
-      const rows = { BT, A: transpose(AT), AT, K: kernelTransform(false), KT: transpose(kernelTransform(false)), Kflip: kernelTransform(true) }[name];
+      const rows = { BT, A: transpose(AT), AT, K: kernelTransform(false), KT: transpose(kernelTransform(false)), KflipT: transpose(kernelTransform(true)) }[name];
       value = this.g.tensor(`winograd/${name}`, [rows.length, rows[0].length], Float32Array.from(rows.flat()));
       this.made.set(name, value);
     }
@@ -117,10 +117,9 @@ export function winogradConv(g: GraphBuilder, x: string, weight: string, d: Conv
   const { inChannels: ci, outChannels: co } = d;
   const c = constants(g);
   const tiles = transformTiles(g, padForTiles(g, x, d), c.get('BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), d, ci);
-  // U [36, Ci, Co]: the taps [Ci, 9, Co] (a 2-D transpose of the weight), times K^T, then the 36 outermost.
-  const taps = g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [weight, g.ints([co, ci * 9])])], { perm: [1, 0] }), g.ints([ci, 9, co])]);
-  const u = g.op('Transpose', [g.op('MatMul', [c.get('KT'), taps])], { perm: [1, 0, 2] });
-  const y = untransformTiles(g, g.op('MatMul', [tiles, perTileRow(g, u, ci, co)]), d, co, outName);
+  // U [36, Co Ci] = K^T W^T for W [Co Ci, 9]; the products read it transposed.
+  const u = perTileRow(g, g.op('Gemm', [c.get('KT'), g.op('Reshape', [weight, g.ints([co * ci, 9])])], { transB: 1 }), co, ci);
+  const y = untransformTiles(g, g.op('MatMul', [tiles, g.op('Transpose', [u], { perm: [0, 1, 2, 4, 3] })]), d, co, outName);
   return { y, tiles };
 }
 
@@ -129,9 +128,9 @@ export function winogradInputGrad(g: GraphBuilder, dy: string, weight: string, d
   const { inChannels: ci, outChannels: co } = d;
   const c = constants(g);
   const tiles = transformTiles(g, padForTiles(g, dy, d), c.get('BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), d, co);
-  // U' [36, Co, Ci] = (W [Co Ci, 9] x Kflip)^T
-  const u = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [g.op('Reshape', [weight, g.ints([co * ci, 9])]), c.get('Kflip')])], { perm: [1, 0] }), g.ints([ALPHA * ALPHA, co, ci])]);
-  return untransformTiles(g, g.op('MatMul', [tiles, perTileRow(g, u, co, ci)]), d, ci, outName);
+  // U' [36, Co Ci] = Kflip^T W^T for W [Co Ci, 9]
+  const u = perTileRow(g, g.op('Gemm', [c.get('KflipT'), g.op('Reshape', [weight, g.ints([co * ci, 9])])], { transB: 1 }), co, ci);
+  return untransformTiles(g, g.op('MatMul', [tiles, u]), d, ci, outName);
 }
 
 /** dW [Co, Ci, 3, 3] from the forward's transformed tiles and dY [h, w, N, Co]. */
@@ -144,9 +143,9 @@ export function winogradFilterGrad(g: GraphBuilder, tiles: string, dy: string, d
   const right = TILE * tW - d.w;
   const blocks = bottom || right ? g.op('Pad', [dy, g.ints([0, 0, 0, 0, bottom, right, 0, 0])]) : dy;
   const dm = transformTiles(g, blocks, c.get('A'), TILE, tH, tW, d, co); // [6, tH, 6, tW N, Co]
-  const perRow = g.op('MatMul', [g.op('Transpose', [tiles], { perm: [0, 1, 2, 4, 3] }), dm]); // [6, tH, 6, Ci, Co]
+  const perRow = g.op('MatMul', [g.op('Transpose', [dm], { perm: [0, 1, 2, 4, 3] }), tiles]); // [6, tH, 6, Co, Ci]
   const du = tH === 1 ? perRow : g.op('ReduceSum', [perRow, g.ints([1])], { keepdims: 1 });
-  const perTap = g.op('MatMul', [c.get('K'), g.op('Transpose', [g.op('Reshape', [du, g.ints([ALPHA * ALPHA, ci, co])])], { perm: [1, 0, 2] })]); // [Ci, 9, Co]
-  const dw = g.op('Transpose', [g.op('Reshape', [perTap, g.ints([ci * 9, co])])], { perm: [1, 0] });
+  // dW [Co Ci, 9] = dU^T K^T for dU [36, Co Ci]
+  const dw = g.op('Gemm', [g.op('Reshape', [du, g.ints([ALPHA * ALPHA, co * ci])]), c.get('K')], { transA: 1, transB: 1 });
   return g.op('Reshape', [dw, g.ints([co, ci, 3, 3])], {}, outName);
 }
