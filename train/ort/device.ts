@@ -15,9 +15,6 @@ export function sessionOptions(provider: Provider, threads: number | undefined):
     graphOptimizationLevel: 'all',
     interOpNumThreads: 1,
     intraOpNumThreads: threads !== undefined && threads > 0 ? Math.floor(threads) : availableParallelism(),
-    // The arena would keep the largest of the step graph's many differently sized temporaries reserved
-    // (about twice the peak memory of the full ResNet-12's step, at the same speed).
-    enableCpuMemArena: false,
     // Between steps the engine runs JavaScript (augmentation, masks, SGD): spinning threads would take its core.
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   };

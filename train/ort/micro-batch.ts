@@ -25,7 +25,7 @@ import { UserError } from '../../data/errors.js';
  * 16-40-80-160 1110 / 385 MiB = 2.88 and the full ResNet-12 4077 / 1542 MiB = 2.64; the full ResNet-12 at
  * 84x84 in micro-batches of 32 (128 rows) 14199 / 5270 MiB = 2.69. Rounded up.
  */
-export const STEP_MEMORY_FACTOR = 3;
+export const STEP_MEMORY_FACTOR = 6;
 /** Share of the free memory a step may plan to use: the rest is for the OS, other processes and fragmentation. */
 export const MEMORY_MARGIN = 0.8;
 
