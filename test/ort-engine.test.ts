@@ -43,7 +43,8 @@ function batches(count: number): { pixels: Float32Array; labels: Int32Array }[] 
 }
 
 async function threeSteps(engineName: EngineName, setup: EngineSetup): Promise<{ results: StepResult[]; weights: NamedWeights; calls: number }> {
-  const engine = await createEngine(setup, { engine: engineName });
+  // The ORT engine with direct convolutions (see above).
+  const engine = await createEngine(setup, { engine: engineName, convolution: 'direct' });
   try {
     const results: StepResult[] = [];
     for (const b of batches(3)) results.push(await engine.step(b.pixels, b.labels, LR));
@@ -71,13 +72,13 @@ const sgd = { momentum: 0.9, weightDecay: 5e-4 };
 // Three steps are compared with the ORT engine's direct convolutions: Winograd's rounding (about 1e-5; checked
 // against PyTorch in ort-step.test.ts) flips enough near-equal max-pool decisions to part the runs by more.
 test('Gen-0: three steps from the same seed end with the same losses and weights on both engines', async () => {
-  const setup: EngineSetup = { spec, weights: initWeights(spec, 5), batchSize: BATCH, loss: { kind: 'gen0', gamma: 2 }, sgd, dropoutSeed: 5, dropBlockCalls: 7000, convolution: 'direct' };
+  const setup: EngineSetup = { spec, weights: initWeights(spec, 5), batchSize: BATCH, loss: { kind: 'gen0', gamma: 2 }, sgd, dropoutSeed: 5, dropBlockCalls: 7000 };
   assertSameRun(await threeSteps('ort', setup), await threeSteps('tfjs', setup));
 });
 
 test('Gen-1: three distillation steps end with the same losses and weights on both engines', async () => {
   const teacher = initWeights(spec, 6);
-  const setup: EngineSetup = { spec, weights: teacher, teacher, batchSize: BATCH, loss: { kind: 'gen1', gamma: 0.1, temperature: 4 }, sgd, dropoutSeed: 2, convolution: 'direct' };
+  const setup: EngineSetup = { spec, weights: teacher, teacher, batchSize: BATCH, loss: { kind: 'gen1', gamma: 0.1, temperature: 4 }, sgd, dropoutSeed: 2 };
   const ort = await threeSteps('ort', setup);
   assertSameRun(ort, await threeSteps('tfjs', setup));
   // The rotation head is outside the Gen-1 loss: neither decayed nor moved.

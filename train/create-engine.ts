@@ -27,8 +27,9 @@ export async function createEngine(setup: EngineSetup, options: EngineOptions = 
     await registerGradients();
     return new TfjsEngine(setup);
   }
-  const engine = await OrtEngine.create({ ...setup, device: options.device, threads: options.threads, log: options.log });
-  const line = `engine: ONNX Runtime (${engine.provider === 'cpu' ? 'CPU' : engine.provider === 'cuda' ? 'CUDA' : 'WebGPU'} execution provider)`;
+  const engine = await OrtEngine.create({ ...setup, device: options.device, convolution: options.convolution, threads: options.threads, log: options.log });
+  const provider = engine.provider === 'cpu' ? 'CPU' : engine.provider === 'cuda' ? 'CUDA' : 'WebGPU';
+  const line = `engine: ONNX Runtime (${provider} execution provider, ${engine.convolution === 'winograd' ? 'Winograd' : 'direct'} convolutions)`;
   if (!describedOnce.has(line)) {
     describedOnce.add(line);
     options.log?.(line);

@@ -88,11 +88,6 @@ export interface EngineSetup {
    * The ONNX Runtime engine only; the tfjs engine steps whole batches.
    */
   microBatch?: number | 'auto';
-  /**
-   * The ONNX Runtime engine's 3x3 convolutions: 'winograd' (default; within about 1e-5 of a direct
-   * convolution) or 'direct' (a direct convolution's rounding, slower). The tfjs engine convolves directly.
-   */
-  convolution?: ConvAlgorithm;
 }
 
 /** How an engine is asked for. */
@@ -100,6 +95,11 @@ export interface EngineOptions {
   engine?: EngineName;
   /** ONNX Runtime execution provider: auto (CUDA when installed, else CPU), cpu, webgpu or cuda. */
   device?: TrainDevice;
+  /**
+   * The ONNX Runtime engine's 3x3 convolutions: 'winograd' (default; within about 1e-5 of a direct
+   * convolution) or 'direct' (a direct convolution's rounding, slower). The tfjs engine convolves directly.
+   */
+  convolution?: ConvAlgorithm;
   /** Intra-op threads of ONNX Runtime (default: one per core). */
   threads?: number;
   /** Receives the one line saying which engine and device run. */

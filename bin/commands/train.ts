@@ -6,6 +6,7 @@ import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../../models
 import { ENGINE_NAMES, TRAIN_DEVICES, type EngineName, type TrainDevice } from '../../train/engine.js';
 import { DEFAULT_BATCH_SIZE, RECIPE_NAMES, type RecipeName, type TrainOptions } from '../../train/config.js';
 import { checkEngineMicroBatch } from '../../train/create-engine.js';
+import { CONV_ALGORITHMS, type ConvAlgorithm } from '../../train/ort/network-graph.js';
 import { trainGen0, type RunOptions } from '../../train/gen0.js';
 import { trainGen1 } from '../../train/gen1.js';
 import type { TrainResult } from '../../train/loop.js';
@@ -41,6 +42,7 @@ interface TrainArgs extends Partial<EpisodeArgs>, MicroBatchArgs {
   seed?: number;
   out: string;
   engine: EngineName;
+  conv: ConvAlgorithm;
   device: TrainDevice;
   backend: BackendChoice;
   threads?: number;
@@ -72,6 +74,10 @@ function commonOptions(y: Argv, generation: 0 | 1): Argv<TrainArgs> {
     .option('out', { alias: 'model_path', type: 'string', demandOption: true, describe: 'Output folder: gen<N>.safetensors checkpoints and log.jsonl (--model_path: the reference\'s name; skd writes into it directly, without a run subfolder)' })
     .option('tags', { type: 'string', describe: 'Comma list of labels for the run, recorded in the checkpoint\'s config (the reference sent them to its experiment tracker)' })
     .option('engine', { choices: ENGINE_NAMES, default: 'ort' as EngineName, describe: 'Training engine: ONNX Runtime graphs (ort) or TensorFlow.js (tfjs)' })
+    .option('conv', {
+      choices: CONV_ALGORITHMS, default: 'winograd' as ConvAlgorithm,
+      describe: 'ONNX Runtime engine: 3x3 convolutions as Winograd F(4x4, 3x3) (fast; within about 1e-5 of a direct convolution) or direct (one product per kernel tap; slower)',
+    })
     .option('device', { choices: TRAIN_DEVICES, default: 'auto' as TrainDevice, describe: 'ONNX Runtime engine: execution provider (auto = CUDA when its provider is installed, else CPU)' })
     .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice, describe: 'TensorFlow.js backend (the tfjs engine; validation with either engine)' })
     .option('threads', { type: 'number', describe: 'Threads of ONNX Runtime or of the WebAssembly backend (default: one per core; wasm at most 8)' })
@@ -127,6 +133,7 @@ function toOptions(a: TrainArgs): TrainOptions & RunOptions {
     resume: a.resume,
     engine: a.engine,
     device: a.device,
+    convolution: a.conv,
     threads: a.threads,
   };
 }
@@ -153,7 +160,7 @@ async function run(generation: 0 | 1, a: TrainArgs): Promise<void> {
   process.once('SIGINT', onInterrupt);
   try {
     checkEngineMicroBatch(a.engine, options.microBatch, options.batchSize ?? DEFAULT_BATCH_SIZE);
-    // The ORT engine uses TensorFlow.js only for validation and mask draws: its backend line would mislead.
+    // Only the tfjs engine trains on TensorFlow.js: with ort, its backend line would mislead.
     await selectBackend(a.backend, { threads: a.threads, log: a.engine === 'tfjs' ? hooks.log : () => undefined });
     if (generation === 0) finish([await trainGen0(options, hooks)], a.json);
     else finish(await trainGen1(options, hooks), a.json);

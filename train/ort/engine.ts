@@ -25,11 +25,13 @@ import { onDevice, type Provider } from './device.js';
 import { nhwcToNchw, rotatedBatch } from './rotate.js';
 import { sgdUpdate } from './sgd.js';
 import { blockRows, resolveMicroBatch, STEP_MEMORY_FACTOR, usableBytes } from './micro-batch.js';
+import type { ConvAlgorithm } from './network-graph.js';
 import { buildStepGraph, type StepGraph } from './step-graph.js';
 import { TRAIN_OPSET } from './graph-builder.js';
 
 export interface OrtEngineOptions extends EngineSetup {
   device?: TrainDevice;
+  convolution?: ConvAlgorithm;
   threads?: number;
   /** Receives the engine's notes (a device fallback, a split batch); default stderr. */
   log?: (line: string) => void;
@@ -55,6 +57,7 @@ export class OrtEngine implements TrainingEngine {
   readonly dropoutSeed: number;
   dropBlockCalls: number;
   readonly provider: Provider;
+  readonly convolution: ConvAlgorithm;
   private readonly weights: NamedWeights;
   private readonly buffers = new Map<string, Float32Array>();
 
@@ -68,6 +71,7 @@ export class OrtEngine implements TrainingEngine {
     this.dropoutSeed = opts.dropoutSeed;
     this.dropBlockCalls = opts.dropBlockCalls ?? 0;
     this.provider = provider;
+    this.convolution = opts.convolution ?? 'winograd';
     this.weights = copyWeights(opts.weights);
     for (const p of specParameters(opts.spec)) {
       if (p.kind !== 'weight' && p.kind !== 'bias') continue;

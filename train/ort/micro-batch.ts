@@ -10,20 +10,21 @@
  *
  * The memory rule (auto): a step's peak memory is taken to grow with the bytes of the network's forward
  * activations for its rows (StepGraph.activationBytes), which the reverse pass keeps alive, times
- * STEP_MEMORY_FACTOR (ONNX Runtime also keeps the batch-norm intermediates, the max-pool indices, the
- * transposed inputs of the filter gradients and the reverse pass's own temporaries). The step may use
- * MEMORY_MARGIN of what the machine has (os.totalmem(), or the cgroup limit when lower) minus what the
- * process already holds (its RSS); auto takes the whole batch when that fits, else the largest divisor of
- * the batch size that does.
+ * STEP_MEMORY_FACTOR (ONNX Runtime also keeps the batch-norm intermediates, the Winograd tiles of every
+ * convolution's input for its filter gradient, the reverse pass's own temporaries, and its memory arena's
+ * slack). The step may use MEMORY_MARGIN of what the machine has (os.totalmem(), or the cgroup limit when
+ * lower) minus what the process already holds (its RSS); auto takes the whole batch when that fits, else
+ * the largest divisor of the batch size that does.
  */
 import { totalmem } from 'node:os';
 import { UserError } from '../../data/errors.js';
 
 /**
  * Peak step memory over forward-activation bytes, from the train-step bench's worker on 2 threads (peak RSS
- * minus the RSS before the engine was built, over StepGraph.activationBytes): on 256 rows at 32x32, ResNet-12
- * 16-40-80-160 1110 / 385 MiB = 2.88 and the full ResNet-12 4077 / 1542 MiB = 2.64; the full ResNet-12 at
- * 84x84 in micro-batches of 32 (128 rows) 14199 / 5270 MiB = 2.69. Rounded up.
+ * minus the RSS before the engine was built, over StepGraph.activationBytes, ONNX Runtime's CPU arena on): on
+ * 256 rows at 32x32, ResNet-12 16-40-80-160 2085 / 385 MiB = 5.4 and the full ResNet-12 8394 / 1542 MiB = 5.4;
+ * the full ResNet-12 at 84x84 in micro-batches of 16 (64 rows) 15099 / 2635 MiB = 5.7. Conv-4's small step
+ * measures 8.0 (1532 / 191 MiB), which only matters where a few GB are left. Rounded up.
  */
 export const STEP_MEMORY_FACTOR = 6;
 /** Share of the free memory a step may plan to use: the rest is for the OS, other processes and fragmentation. */
