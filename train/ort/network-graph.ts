@@ -138,28 +138,37 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
         break;
       }
       case 'batchnorm': {
-        // On [H W N, C] rows, channels last. Column sums are products with a row of ones (much faster in
-        // ONNX Runtime than ReduceSum over the leading axis), and the per-channel affine is Mul and Add
-        // (BatchNormalization's kernel walks a channels-last tensor element by element). Only the centred
-        // input is kept for the reverse pass.
+        // On rows of channels, channels last: [H W N / k, k C], k copies of the channels per row so that rows
+        // are at least 256 wide (ONNX Runtime broadcasts a short last axis slowly). Column sums are products
+        // with a row of ones (much faster than ReduceSum over the leading axis), and the per-channel affine is
+        // Mul and Add (BatchNormalization's kernel walks a channels-last tensor element by element). Only the
+        // centred input is kept for the reverse pass.
         const shape = shapes.get(node.input)!;
         const [n, c, h, w] = shape;
         const count = n * h * w;
-        const x = g.op('Reshape', [read(node.input), g.ints([count, c])]);
+        let k = 1;
+        while (k * c < 256 && count % (2 * k) === 0) k *= 2;
+        const rows = count / k;
+        const x = g.op('Reshape', [read(node.input), g.ints([rows, k * c])]);
+        /** A per-channel vector [C] as a row [k C]. */
+        const wide = (v: string) => (k === 1 ? v : g.op('Tile', [v, g.ints([k])]));
+        /** Per-channel sums over all H W N positions of v [rows, k C], times `factor`: [C]. */
+        const channelSums = (v: string, factor: number) => {
+          const sums = g.op('MatMul', [g.filled(rows, factor), v]);
+          return k === 1 ? sums : g.op('ReduceSum', [g.op('Reshape', [sums, g.ints([k, c])]), g.ints([0])], { keepdims: 0 });
+        };
         const gamma = param(`${node.name}.weight`, [c]);
         const beta = param(`${node.name}.bias`, [c]);
         const runMean = g.input(`${node.name}.running_mean`, [c]);
         const runVar = g.input(`${node.name}.running_var`, [c]);
         running.push({ name: `${node.name}.running_mean`, shape: [c] }, { name: `${node.name}.running_var`, shape: [c] });
-        const meanOfRows = (v: string) => g.op('MatMul', [g.filled(count, 1 / count), v]);
-        const sumOfRows = (v: string) => g.op('MatMul', [g.filled(count, 1), v]);
-        const mean = meanOfRows(x);
-        const centered = g.op('Sub', [x, mean]);
-        const variance = meanOfRows(g.op('Mul', [centered, centered]));
+        const mean = channelSums(x, 1 / count);
+        const centered = g.op('Sub', [x, wide(mean)]);
+        const variance = channelSums(g.op('Mul', [centered, centered]), 1 / count);
         const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.scalar(node.eps)])])]);
         const scale = g.op('Mul', [gamma, rstd]);
         const back = g.ints(inside(shape));
-        const y = g.op('Reshape', [g.op('Add', [g.op('Mul', [centered, scale]), beta]), back], {}, node.name);
+        const y = g.op('Reshape', [g.op('Add', [g.op('Mul', [centered, wide(scale)]), wide(beta)]), back], {}, node.name);
         define(y, shape);
         const m = node.momentum;
         const unbiased = g.op('Mul', [variance, g.scalar(count / Math.max(count - 1, 1))]);
@@ -168,16 +177,16 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
         g.output(`new:${node.name}.running_var`, blend(runVar, unbiased), [c]);
         tape.push({ out: y, run: (dyIn) => {
           // dx = gamma rstd (dy - mean(dy) - xhat mean(dy xhat)) = scale dy + b centred + shift, per channel.
-          const dy = g.op('Reshape', [dyIn, g.ints([count, c])]);
-          const dbeta = sumOfRows(dy);
-          const dgamma = g.op('Mul', [sumOfRows(g.op('Mul', [dy, centered])), rstd]);
+          const dy = g.op('Reshape', [dyIn, g.ints([rows, k * c])]);
+          const dbeta = channelSums(dy, 1);
+          const dgamma = g.op('Mul', [channelSums(g.op('Mul', [dy, centered]), 1), rstd]);
           paramGrads.set(`${node.name}.bias`, dbeta);
           paramGrads.set(`${node.name}.weight`, dgamma);
           const inv = g.scalar(-1 / count);
           const b = g.op('Mul', [g.op('Mul', [scale, rstd]), g.op('Mul', [dgamma, inv])]);
           const shift = g.op('Mul', [scale, g.op('Mul', [dbeta, inv])]);
-          const fromCentered = g.op('Add', [g.op('Mul', [centered, b]), shift]);
-          addGrad(read(node.input), g.op('Reshape', [g.op('Add', [g.op('Mul', [dy, scale]), fromCentered]), back]));
+          const fromCentered = g.op('Add', [g.op('Mul', [centered, wide(b)]), wide(shift)]);
+          addGrad(read(node.input), g.op('Reshape', [g.op('Add', [g.op('Mul', [dy, wide(scale)]), fromCentered]), back]));
         } });
         break;
       }
