@@ -23,10 +23,10 @@ interface DemoArgs extends MicroBatchArgs {
 }
 
 /**
- * Wall times of the two demo sizes on 2 CPU cores, measured on a fresh clone (2-core x86-64 with 6-13% of its CPU time taken by other guests, default ORT engine: 460 s and 123 s); README's quick start says the same
- * (test/demo-times.test.ts checks that they agree).
+ * Wall times of the two demo sizes on 2 CPU cores, measured on a fresh clone (2-core x86-64, default ORT engine:
+ * 386 s and 82 s); README's quick start says the same (test/demo-times.test.ts checks that they agree).
  */
-export const DEMO_MINUTES = { default: 8, quick: 2 } as const;
+export const DEMO_MINUTES = { default: 6.5, quick: 1.5 } as const;
 
 /** A path as the user would type it from where they ran the command. */
 function shown(path: string): string {
