@@ -105,11 +105,11 @@ export class GraphBuilder {
   }
 
   /** Makes `value` a graph output called `name`. */
-  output(name: string, value: string, dims: number[], elemType: number = TensorDataType.FLOAT): void {
+  output(name: string, value: string, dims: number[]): void {
     if (this.used.has(name)) throw new Error(`graph output '${name}' clashes with a value name`);
     this.used.add(name);
     this.nodes.push({ opType: 'Identity', name: this.fresh(`node/${name}`), input: [value], output: [name] });
-    this.outputs.push(valueInfo(name, dims, elemType));
+    this.outputs.push(valueInfo(name, dims, TensorDataType.FLOAT));
   }
 
   model(graphName: string): ModelProtoObject {
