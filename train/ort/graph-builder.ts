@@ -90,6 +90,11 @@ export class GraphBuilder {
     return this.shared(`f32x${length}:${value}`, `const/${value}x${length}`, (name) => floatTensorProto(name, [length], new Float32Array(length).fill(value)));
   }
 
+  /** A float tensor constant called `name`, made once per graph; later calls with the name reuse it. */
+  sharedTensor(name: string, dims: number[], data: Float32Array): string {
+    return this.shared(`f32t:${name}`, name, (fresh) => floatTensorProto(fresh, dims, data));
+  }
+
   /** A float tensor constant. */
   tensor(base: string, dims: number[], data: Float32Array): string {
     const name = this.fresh(base);

@@ -42,27 +42,14 @@ export interface ConvDims {
   outChannels: number;
 }
 
-/** The graph's constant matrices, made once per graph. */
-class Matrices {
-  private readonly made = new Map<string, string>();
-  constructor(private readonly g: GraphBuilder) {}
-  get(name: 'BT' | 'A' | 'AT' | 'K' | 'KT' | 'KflipT'): string {
-    let value = this.made.get(name);
-    if (!value) {
-      const rows = { BT, A: transpose(AT), AT, K: kernelTransform(false), KT: transpose(kernelTransform(false)), KflipT: transpose(kernelTransform(true)) }[name];
-      value = this.g.tensor(`winograd/${name}`, [rows.length, rows[0].length], Float32Array.from(rows.flat()));
-      this.made.set(name, value);
-    }
-    return value;
-  }
-}
+/** The constant matrices of the transforms. */
+const MATRICES = { BT, A: transpose(AT), AT, K: kernelTransform(false), KT: transpose(kernelTransform(false)), KflipT: transpose(kernelTransform(true)) };
 
-const matrices = new WeakMap<GraphBuilder, Matrices>();
-const constants = (g: GraphBuilder): Matrices => {
-  let m = matrices.get(g);
-  if (!m) matrices.set(g, (m = new Matrices(g)));
-  return m;
-};
+/** One of MATRICES as a graph constant (one per graph). */
+function matrix(g: GraphBuilder, name: keyof typeof MATRICES): string {
+  const rows = MATRICES[name];
+  return g.sharedTensor(`winograd/${name}`, [rows.length, rows[0].length], Float32Array.from(rows.flat()));
+}
 
 const tilesAlong = (size: number): number => Math.ceil(size / TILE);
 
@@ -71,14 +58,14 @@ const tilesAlong = (size: number): number => Math.ceil(size / TILE);
  * sides: [6(u), tH, 6(v), tW N, X]. The products below run batched over (u, tile row, v), with the transformed
  * kernels broadcast over tile rows, so the tiles never need reordering.
  */
-function transformTiles(g: GraphBuilder, x: string, left: string, size: number, tH: number, tW: number, d: ConvDims, x2: number): string {
-  const nx = d.n * x2;
+function transformTiles(g: GraphBuilder, x: string, left: string, size: number, tH: number, tW: number, d: ConvDims, channels: number): string {
+  const nx = d.n * channels;
   const windows = (t: number) => g.ints(Array.from({ length: size * t }, (_, i) => (i % t) * TILE + Math.floor(i / t)));
   const rows = g.op('Gather', [x, windows(tH)], { axis: 0 }); // [size, tH, Wx, NX]
   const byRows = g.op('MatMul', [left, g.op('Reshape', [rows, g.ints([size, -1])])]); // [6, tH * Wx * NX]
   const cols = g.op('Gather', [g.op('Reshape', [byRows, g.ints([ALPHA, tH, -1, nx])]), windows(tW)], { axis: 2 }); // [6, tH, size, tW, NX]
   const both = g.op('MatMul', [left, g.op('Reshape', [cols, g.ints([ALPHA * tH, size, tW * nx])])]); // [6 tH, 6, tW NX]
-  return g.op('Reshape', [both, g.ints([ALPHA, tH, ALPHA, tW * d.n, x2])]);
+  return g.op('Reshape', [both, g.ints([ALPHA, tH, ALPHA, tW * d.n, channels])]);
 }
 
 /** The inverse for products m [6(u), tH, 6(v), tW N, X]: A^T m A per tile, assembled to [h, w, N, X]. */
@@ -86,7 +73,7 @@ function untransformTiles(g: GraphBuilder, m: string, d: ConvDims, x: number, ou
   const tH = tilesAlong(d.h);
   const tW = tilesAlong(d.w);
   const nx = d.n * x;
-  const at = constants(g).get('AT');
+  const at = matrix(g, 'AT');
   const byRows = g.op('MatMul', [at, g.op('Reshape', [m, g.ints([ALPHA, -1])])]); // [4(p), tH, 6(v), tW NX]
   const both = g.op('MatMul', [at, g.op('Reshape', [byRows, g.ints([TILE * tH, ALPHA, tW * nx])])]); // [4 tH, 4(q), tW NX]
   const image = g.op('Transpose', [g.op('Reshape', [both, g.ints([TILE, tH, TILE, tW, nx])])], { perm: [1, 0, 3, 2, 4] });
@@ -115,10 +102,9 @@ export interface WinogradForward {
 /** y = conv(x, weight) for x [h, w, N, Ci] and weight [Co, Ci, 3, 3] (PyTorch layout). */
 export function winogradConv(g: GraphBuilder, x: string, weight: string, d: ConvDims, outName?: string): WinogradForward {
   const { inChannels: ci, outChannels: co } = d;
-  const c = constants(g);
-  const tiles = transformTiles(g, padForTiles(g, x, d), c.get('BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), d, ci);
+  const tiles = transformTiles(g, padForTiles(g, x, d), matrix(g, 'BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), d, ci);
   // U [36, Co Ci] = K^T W^T for W [Co Ci, 9]; the products read it transposed.
-  const u = perTileRow(g, g.op('Gemm', [c.get('KT'), g.op('Reshape', [weight, g.ints([co * ci, 9])])], { transB: 1 }), co, ci);
+  const u = perTileRow(g, g.op('Gemm', [matrix(g, 'KT'), g.op('Reshape', [weight, g.ints([co * ci, 9])])], { transB: 1 }), co, ci);
   const y = untransformTiles(g, g.op('MatMul', [tiles, g.op('Transpose', [u], { perm: [0, 1, 2, 4, 3] })]), d, co, outName);
   return { y, tiles };
 }
@@ -126,26 +112,24 @@ export function winogradConv(g: GraphBuilder, x: string, weight: string, d: Conv
 /** dX [h, w, N, Ci] of a Winograd convolution: dY [h, w, N, Co] convolved with the flipped, transposed kernel. */
 export function winogradInputGrad(g: GraphBuilder, dy: string, weight: string, d: ConvDims, outName?: string): string {
   const { inChannels: ci, outChannels: co } = d;
-  const c = constants(g);
-  const tiles = transformTiles(g, padForTiles(g, dy, d), c.get('BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), d, co);
+  const tiles = transformTiles(g, padForTiles(g, dy, d), matrix(g, 'BT'), ALPHA, tilesAlong(d.h), tilesAlong(d.w), d, co);
   // U' [36, Co Ci] = Kflip^T W^T for W [Co Ci, 9]
-  const u = perTileRow(g, g.op('Gemm', [c.get('KflipT'), g.op('Reshape', [weight, g.ints([co * ci, 9])])], { transB: 1 }), co, ci);
+  const u = perTileRow(g, g.op('Gemm', [matrix(g, 'KflipT'), g.op('Reshape', [weight, g.ints([co * ci, 9])])], { transB: 1 }), co, ci);
   return untransformTiles(g, g.op('MatMul', [tiles, u]), d, ci, outName);
 }
 
 /** dW [Co, Ci, 3, 3] from the forward's transformed tiles and dY [h, w, N, Co]. */
 export function winogradFilterGrad(g: GraphBuilder, tiles: string, dy: string, d: ConvDims, outName?: string): string {
   const { inChannels: ci, outChannels: co } = d;
-  const c = constants(g);
   const tH = tilesAlong(d.h);
   const tW = tilesAlong(d.w);
   const bottom = TILE * tH - d.h;
   const right = TILE * tW - d.w;
   const blocks = bottom || right ? g.op('Pad', [dy, g.ints([0, 0, 0, 0, bottom, right, 0, 0])]) : dy;
-  const dm = transformTiles(g, blocks, c.get('A'), TILE, tH, tW, d, co); // [6, tH, 6, tW N, Co]
+  const dm = transformTiles(g, blocks, matrix(g, 'A'), TILE, tH, tW, d, co); // [6, tH, 6, tW N, Co]
   const perRow = g.op('MatMul', [g.op('Transpose', [dm], { perm: [0, 1, 2, 4, 3] }), tiles]); // [6, tH, 6, Co, Ci]
   const du = tH === 1 ? perRow : g.op('ReduceSum', [perRow, g.ints([1])], { keepdims: 1 });
   // dW [Co Ci, 9] = dU^T K^T for dU [36, Co Ci]
-  const dw = g.op('Gemm', [g.op('Reshape', [du, g.ints([ALPHA * ALPHA, co * ci])]), c.get('K')], { transA: 1, transB: 1 });
+  const dw = g.op('Gemm', [g.op('Reshape', [du, g.ints([ALPHA * ALPHA, co * ci])]), matrix(g, 'K')], { transA: 1, transB: 1 });
   return g.op('Reshape', [dw, g.ints([co, ci, 3, 3])], {}, outName);
 }
