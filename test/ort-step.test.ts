@@ -6,7 +6,7 @@ import { resnet12Spec } from '../models/spec.js';
 import { encodeOnnxModel } from '../proto/codec.js';
 import { checkOnnxModel } from '../proto/check.js';
 import { nchwToNhwc } from '../infer/layout.js';
-import { CONV_ALGORITHMS, type ConvAlgorithm } from '../train/ort/network-graph.js';
+import { CONV_ALGORITHMS, type ConvAlgorithm } from '../train/ort/convolution.js';
 import { buildStepGraph, type StepLoss } from '../train/ort/step-graph.js';
 import { rotatedBatch } from '../train/ort/rotate.js';
 import { sgdUpdate } from '../train/ort/sgd.js';

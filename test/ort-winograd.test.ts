@@ -1,33 +1,26 @@
 /**
- * Winograd F(4x4, 3x3) convolutions (train/ort/winograd.ts) against the direct ones (direct-conv.ts) and a
- * plain loop, forward, input gradient and filter gradient, at sizes that are and are not multiples of the tile.
+ * Winograd F(4x4, 3x3) convolutions against the direct ones (train/ort/convolution.ts) and a plain loop,
+ * forward, input gradient and filter gradient, at sizes that are and are not multiples of the tile.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { SeededStream } from '../models/init.js';
 import { encodeOnnxModel } from '../proto/codec.js';
-import { directConv, directFilterGrad, directInputGrad } from '../train/ort/direct-conv.js';
 import { GraphBuilder } from '../train/ort/graph-builder.js';
-import { winogradConv, winogradFilterGrad, winogradInputGrad, type ConvDims } from '../train/ort/winograd.js';
+import { convolution, type ConvAlgorithm, type ConvDims } from '../train/ort/convolution.js';
 import { relativeError } from './helpers/train-step-fixture.js';
 
-function convGraph(d: ConvDims, algorithm: 'winograd' | 'direct'): Uint8Array {
+function convGraph(d: ConvDims, algorithm: ConvAlgorithm): Uint8Array {
   const g = new GraphBuilder();
   const { h, w, n, inChannels: ci, outChannels: co } = d;
   const x = g.input('x', [h, w, n, ci]);
   const weight = g.input('weight', [co, ci, 3, 3]);
   const dy = g.input('dy', [h, w, n, co]);
-  if (algorithm === 'winograd') {
-    const forward = winogradConv(g, x, weight, d);
-    g.output('y', forward.y, [h, w, n, co]);
-    g.output('dx', winogradInputGrad(g, dy, weight, d), [h, w, n, ci]);
-    g.output('dw', winogradFilterGrad(g, forward.tiles, dy, d), [co, ci, 3, 3]);
-  } else {
-    g.output('y', directConv(g, x, weight, d), [h, w, n, co]);
-    g.output('dx', directInputGrad(g, dy, weight, d), [h, w, n, ci]);
-    g.output('dw', directFilterGrad(g, x, dy, d), [co, ci, 3, 3]);
-  }
+  const conv = convolution(g, algorithm, 3, x, weight, d);
+  g.output('y', conv.y, [h, w, n, co]);
+  g.output('dx', conv.inputGrad(dy), [h, w, n, ci]);
+  g.output('dw', conv.filterGrad(dy), [co, ci, 3, 3]);
   return encodeOnnxModel(g.model(`conv_${algorithm}`));
 }
 
@@ -62,7 +55,7 @@ for (const d of [
     weight: new ort.Tensor('float32', weight, [d.outChannels, d.inChannels, 3, 3]),
     dy: new ort.Tensor('float32', dy, [d.h, d.w, d.n, d.outChannels]),
   };
-  const run = async (algorithm: 'winograd' | 'direct') => {
+  const run = async (algorithm: ConvAlgorithm) => {
     const session = await ort.InferenceSession.create(convGraph(d, algorithm));
     try {
       return await session.run(feeds);

@@ -3,7 +3,7 @@
  * ONNX Runtime graphs that skd builds (train/ort/) and TensorFlow.js (tfjs-engine.ts). Weights cross it in
  * PyTorch layout (models/spec.ts), so checkpoints are the same whichever engine wrote them.
  */
-import type { ConvAlgorithm } from './ort/network-graph.js';
+import type { ConvAlgorithm } from './ort/convolution.js';
 import type { NamedWeights, ModelSpec } from '../models/spec.js';
 import type { SgdOptions } from './ort/sgd.js';
 import type { StepLoss } from './ort/step-graph.js';

@@ -6,7 +6,7 @@ import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../../models
 import { ENGINE_NAMES, TRAIN_DEVICES, type EngineName, type TrainDevice } from '../../train/engine.js';
 import { DEFAULT_BATCH_SIZE, RECIPE_NAMES, type RecipeName, type TrainOptions } from '../../train/config.js';
 import { checkEngineMicroBatch } from '../../train/create-engine.js';
-import { CONV_ALGORITHMS, type ConvAlgorithm } from '../../train/ort/network-graph.js';
+import { CONV_ALGORITHMS, type ConvAlgorithm } from '../../train/ort/convolution.js';
 import { trainGen0, type RunOptions } from '../../train/gen0.js';
 import { trainGen1 } from '../../train/gen1.js';
 import type { TrainResult } from '../../train/loop.js';

@@ -4,7 +4,7 @@
  * but with a direct convolution's rounding (about 1e-7 of the largest value), for runs compared closely
  * against another implementation.
  */
-import type { ConvDims } from './winograd.js';
+import type { ConvDims } from './convolution.js';
 import type { GraphBuilder } from './graph-builder.js';
 
 const TAPS = [0, 1, 2].flatMap((a) => [0, 1, 2].map((b) => [a, b] as const));

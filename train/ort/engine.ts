@@ -25,7 +25,7 @@ import { onDevice, type Provider } from './device.js';
 import { nhwcToNchw, rotatedBatch } from './rotate.js';
 import { sgdUpdate } from './sgd.js';
 import { blockRows, resolveMicroBatch, STEP_MEMORY_FACTOR, usableBytes } from './micro-batch.js';
-import type { ConvAlgorithm } from './network-graph.js';
+import type { ConvAlgorithm } from './convolution.js';
 import { buildStepGraph, type StepGraph } from './step-graph.js';
 import { TRAIN_OPSET } from './graph-builder.js';
 

@@ -3,8 +3,8 @@
  * and parameters in PyTorch's layouts; inside, activations are laid out [H, W, N, C], where every
  * convolution, batch-norm and pool reads contiguous channel rows:
  *
- * - 3x3 convolutions are Winograd F(4x4, 3x3) (winograd.ts) or direct (direct-conv.ts), forward and
- *   reverse; 1x1 convolutions are matrix products.
+ * - 3x3 convolutions are Winograd F(4x4, 3x3) or direct, forward and reverse; 1x1 convolutions are matrix
+ *   products (convolution.ts).
  * - batch-norm: batch statistics (biased variance) and PyTorch's running update (momentum, unbiased variance);
  *   the usual closed-form gradient.
  * - an activation followed by a 2x2 max-pool runs pool-first (exact for a non-decreasing activation, and the
@@ -14,17 +14,9 @@
  */
 import { neededNodes } from '../../export/graph.js';
 import type { ModelSpec, SpecNode } from '../../models/spec.js';
+import { convolution, type ConvAlgorithm } from './convolution.js';
 import type { GraphBuilder } from './graph-builder.js';
 import { maxPool2x2 } from './max-pool.js';
-import { directConv, directFilterGrad, directInputGrad } from './direct-conv.js';
-import { winogradConv, winogradFilterGrad, winogradInputGrad, type ConvDims } from './winograd.js';
-
-/**
- * How 3x3 convolutions are computed: Winograd F(4x4, 3x3) (about 1e-5 of the largest value from a direct
- * convolution), or directly, one matrix product per tap (about 1e-7; slower).
- */
-export type ConvAlgorithm = 'winograd' | 'direct';
-export const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['winograd', 'direct'];
 
 type Node<K extends SpecNode['op']> = Extract<SpecNode, { op: K }>;
 
@@ -110,30 +102,13 @@ export function buildNetworkGraph(g: GraphBuilder, spec: ModelSpec, batch: numbe
         const co = node.outChannels;
         const weight = param(`${node.name}.weight`, [co, ci, k, k]);
         const bias = node.bias ? param(`${node.name}.bias`, [co]) : undefined;
-        const dims: ConvDims = { h, w, n, inChannels: ci, outChannels: co };
-        const rows = g.ints([h * w * n, ci]);
-        const matrix = k === 1 ? g.op('Reshape', [weight, g.ints([co, ci])]) : '';
-        const outName = bias ? undefined : node.name;
-        const winograd = k === 3 && conv === 'winograd' ? winogradConv(g, x, weight, dims, outName) : undefined;
-        const product = winograd?.y ?? (k === 3
-          ? directConv(g, x, weight, dims, outName)
-          : g.op('Reshape', [g.op('Gemm', [g.op('Reshape', [x, rows]), matrix], { transB: 1 }), g.ints([h, w, n, co])], {}, outName));
-        const y = bias ? g.op('Add', [product, bias], {}, node.name) : product;
+        const conv2d = convolution(g, conv, k === 1 ? 1 : 3, x, weight, { h, w, n, inChannels: ci, outChannels: co }, bias ? undefined : node.name);
+        const y = bias ? g.op('Add', [conv2d.y, bias], {}, node.name) : conv2d.y;
         define(y, [n, co, h, w]);
         tape.push({ out: y, run: (dy) => {
-          const dyRows = g.ints([h * w * n, co]);
-          const gradName = `grad/${node.name}.weight`;
-          paramGrads.set(`${node.name}.weight`, winograd
-            ? winogradFilterGrad(g, winograd.tiles, dy, dims, gradName)
-            : k === 3
-              ? directFilterGrad(g, x, dy, dims, gradName)
-              : g.op('Reshape', [g.op('Gemm', [g.op('Reshape', [dy, dyRows]), g.op('Reshape', [x, rows])], { transA: 1 }), g.ints([co, ci, 1, 1])], {}, gradName));
+          paramGrads.set(`${node.name}.weight`, conv2d.filterGrad(dy, `grad/${node.name}.weight`));
           if (bias) paramGrads.set(`${node.name}.bias`, g.op('ReduceSum', [dy, g.ints([0, 1, 2])], { keepdims: 0 }));
-          if (x === images) return;
-          const inputGrad = `input-grad/${node.name}`;
-          addGrad(x, k === 1
-            ? g.op('Reshape', [g.op('MatMul', [g.op('Reshape', [dy, dyRows]), matrix]), g.ints([h, w, n, ci])], {}, inputGrad)
-            : (winograd ? winogradInputGrad : directInputGrad)(g, dy, weight, dims, inputGrad));
+          if (x !== images) addGrad(x, conv2d.inputGrad(dy, `input-grad/${node.name}`));
         } });
         break;
       }

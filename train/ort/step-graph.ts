@@ -10,7 +10,8 @@
 import type { ModelSpec } from '../../models/spec.js';
 import { TensorDataType, type ModelProtoObject } from '../../proto/types.js';
 import { GraphBuilder } from './graph-builder.js';
-import { buildNetworkGraph, type ConvAlgorithm, type MaskInput } from './network-graph.js';
+import type { ConvAlgorithm } from './convolution.js';
+import { buildNetworkGraph, type MaskInput } from './network-graph.js';
 
 export type StepLoss =
   | { kind: 'gen0'; gamma: number }

@@ -11,6 +11,7 @@
  * Runtime copies quickly; the float32 results differ from a direct convolution by about 1e-5 of the largest
  * value.
  */
+import type { ConvDims } from './convolution.js';
 import type { GraphBuilder } from './graph-builder.js';
 
 const TILE = 4;
@@ -31,15 +32,6 @@ function kernelTransform(flipped: boolean): number[][] {
     rows.push(row);
   }
   return rows;
-}
-
-export interface ConvDims {
-  /** Input (and output) height and width. */
-  h: number;
-  w: number;
-  n: number;
-  inChannels: number;
-  outChannels: number;
 }
 
 /** The constant matrices of the transforms. */
