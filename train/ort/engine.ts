@@ -82,19 +82,22 @@ export class OrtEngine implements TrainingEngine {
 
   static async create(opts: OrtEngineOptions): Promise<OrtEngine> {
     const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
-    const bytesPerImage = (STEP_MEMORY_FACTOR * buildStepGraph(opts.spec, opts.batchSize, opts.loss, opts.convolution).activationBytes) / opts.batchSize;
+    // The whole batch's graph gives the memory estimate, and is the step graph unless the batch is split.
+    const wholeBatch = buildStepGraph(opts.spec, opts.batchSize, opts.loss, opts.convolution);
+    const bytesPerImage = (STEP_MEMORY_FACTOR * wholeBatch.activationBytes) / opts.batchSize;
     const available = usableBytes();
     const choice = resolveMicroBatch(opts.microBatch ?? 'auto', opts.batchSize, bytesPerImage, available);
     if (choice.note) log(choice.note);
+    const graph = choice.size === opts.batchSize ? wholeBatch : buildStepGraph(opts.spec, choice.size, opts.loss, opts.convolution);
+    const stepBytes = encodeOnnxModel(graph.model);
     const teacherBytes = opts.teacher ? evalGraph(opts.spec, opts.teacher, 'logits', 'nchw') : undefined;
-    const { value, provider } = await onDevice(opts.device ?? 'auto', opts.threads, log, async (sessionOpts, provider) => {
-      const graph = buildStepGraph(opts.spec, choice.size, opts.loss, opts.convolution);
-      const step = await ort.InferenceSession.create(encodeOnnxModel(graph.model), sessionOpts);
+    const { value, provider } = await onDevice(opts.device ?? 'auto', opts.threads, log, async (sessionOpts) => {
+      const step = await ort.InferenceSession.create(stepBytes, sessionOpts);
       const teacher = teacherBytes ? await ort.InferenceSession.create(teacherBytes, sessionOpts) : undefined;
-      return { graph, step, teacher, sessionOpts };
+      return { step, teacher, sessionOpts };
     });
     const memory = { estimatedBytes: bytesPerImage * choice.size, wholeBatchBytes: bytesPerImage * opts.batchSize, availableBytes: available };
-    return new OrtEngine(opts, value.graph, value.step, value.teacher, provider, value.sessionOpts, choice.size, memory);
+    return new OrtEngine(opts, graph, value.step, value.teacher, provider, value.sessionOpts, choice.size, memory);
   }
 
   /**
